@@ -1,0 +1,51 @@
+# kubetriage — the two commands a newcomer needs are `make demo` and `make test`.
+# Everything they need is installed by the targets below on a fresh machine (Python deps into
+# .venv, the control plane built from Go modules into ~/.cache/kubetriage); each fails loudly.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help demo test test-unit test-integration check format controlplane venv clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kubetriage needs Python >= 3.11; found " + sys.version)'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## Create .venv with kubetriage and its dev dependencies
+
+controlplane: ## Build (once, then cached) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok
+	bash hack/build-control-plane.sh >/dev/null
+
+check: $(STAMP) ## ruff and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP) ## Apply ruff's formatting and autofixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test-unit: $(STAMP) ## Unit tests only (seconds; no cluster)
+	$(PY) -m pytest tests/unit
+
+test-integration: $(STAMP) controlplane ## Tests on the real local control plane
+	$(PY) -m pytest tests/integration
+
+test: $(STAMP) controlplane check ## Everything: lint, types, unit and integration tests
+	$(PY) -m pytest
+
+demo: $(STAMP) controlplane ## Start a local control plane and show kubetriage's reports (Ctrl-C stops it)
+	$(PY) hack/demo.py
+
+clean: ## Remove the venv and caches in the repo (the control-plane build cache stays)
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

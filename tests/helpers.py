@@ -1,0 +1,36 @@
+"""Small helpers for tests against the real control plane."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DIR = REPO_ROOT.parent / "shared"
+SCENARIOS_DIR = SHARED_DIR / "scenarios"
+CRD_PATH = REPO_ROOT / "crds" / "diagnosisreports.kubetriage.io.yaml"
+
+
+def wait_until(
+    probe: Callable[[], T | None],
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.25,
+    what: str = "condition",
+) -> T:
+    """Call `probe` until it returns something truthy, and return that; fail after `timeout`.
+
+    The failure message carries the last value seen, which usually says why.
+    """
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
