@@ -1,0 +1,41 @@
+"""Fixtures for tests on the real control plane."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client, config
+
+from helpers import CRD_PATH
+from localcluster import LocalCluster
+
+pytestmark = pytest.mark.integration
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration needs the control plane: mark it so."""
+    for item in items:
+        if "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def api(cluster: LocalCluster) -> Iterator[client.ApiClient]:
+    """An admin API client of the local cluster."""
+    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=str(cluster.kubeconfig)
+    )
+    try:
+        yield api_client
+    finally:
+        api_client.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: LocalCluster) -> str:
+    """The DiagnosisReport CRD, installed from crds/ and Established."""
+    cluster.kubectl("apply", "-f", str(CRD_PATH))
+    name = "diagnosisreports.kubetriage.io"
+    cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return name
