@@ -76,8 +76,10 @@ fi
 
 if ! have etcd "$toolchain/etcd"; then
   build "$toolchain/etcd" "-s -w" go.etcd.io/etcd/server/v3
-  # The server module's main package is named after its directory, v3.
-  mv -f "$bin_dir/v3" "$bin_dir/etcd" && mv -f "$bin_dir/.v3.stamp" "$bin_dir/.etcd.stamp"
+  # go build names the binary after the module path's last element that is not a major
+  # version: "server".
+  mv -f "$bin_dir/server" "$bin_dir/etcd"
+  mv -f "$bin_dir/.server.stamp" "$bin_dir/.etcd.stamp"
 fi
 
 kwok_missing=()

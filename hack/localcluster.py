@@ -35,6 +35,7 @@ from typing import IO, Any
 HACK_DIR = Path(__file__).resolve().parent
 BUILD_SCRIPT = HACK_DIR / "build-control-plane.sh"
 KWOK_STAGES = HACK_DIR / "kwok" / "stages.yaml"
+KWOK_LOGS = HACK_DIR / "kwok" / "logs.yaml"
 COMPONENTS = (
     "etcd",
     "kube-apiserver",
@@ -322,7 +323,9 @@ class LocalCluster:
         path.chmod(0o600)
         return path
 
-    def _spawn(self, name: str, args: Sequence[str | Path]) -> _Process:
+    def _spawn(
+        self, name: str, args: Sequence[str | Path], env: dict[str, str] | None = None
+    ) -> _Process:
         log_path = self.logs_dir / f"{name}.log"
         log_file = log_path.open("ab")
         popen = subprocess.Popen(
@@ -331,6 +334,7 @@ class LocalCluster:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=self.workdir,
+            env={**os.environ, **(env or {})},
         )
         proc = _Process(name, popen, log_path, log_file)
         self._processes.append(proc)
@@ -443,12 +447,20 @@ class LocalCluster:
         self._wait_http(proc, f"https://127.0.0.1:{self.ports['scheduler']}/healthz")
 
     def _start_kwok(self) -> None:
+        # kwok resolves log file paths against its working directory: point them at hack/.
+        logs_config = self.workdir / "kwok-logs.yaml"
+        logs_config.write_text(
+            KWOK_LOGS.read_text().replace("hack/kwok/logs/", f"{HACK_DIR / 'kwok' / 'logs'}/")
+        )
+        kwok_home = self.workdir / "kwok-home"
+        kwok_home.mkdir(exist_ok=True)
         proc = self._spawn(
             "kwok",
             [
                 self.binaries["kwok"],
                 f"--kubeconfig={self.workdir / 'kwok.kubeconfig'}",
                 f"--config={KWOK_STAGES}",
+                f"--config={logs_config}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
                 "--node-ip=127.0.0.1",
@@ -456,6 +468,8 @@ class LocalCluster:
                 f"--node-port={self.ports['kwok']}",
                 "--v=INFO",
             ],
+            # kwok also reads ~/.kwok/kwok.yaml when present: keep runs hermetic.
+            env={"KWOK_WORKDIR": str(kwok_home)},
         )
         self._wait_http(proc, f"http://127.0.0.1:{self.ports['kwok']}/healthz", tls=False)
 
