@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-unit test-integration check format controlplane venv clean
+.PHONY: help demo test test-unit test-integration check format docs bench controlplane venv clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -34,6 +34,12 @@ check: $(STAMP) ## ruff and mypy --strict
 format: $(STAMP) ## Apply ruff's formatting and autofixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+docs: $(STAMP) ## Regenerate docs/playbooks.md from the playbooks
+	$(VENV)/bin/kubetriage playbooks > docs/playbooks.md
+
+bench: $(STAMP) ## Offline diagnosis benchmark (5,000 pods); results go in docs/benchmarks.md
+	$(PY) hack/bench/offline.py
 
 test-unit: $(STAMP) ## Unit tests only (seconds; no cluster)
 	$(PY) -m pytest tests/unit

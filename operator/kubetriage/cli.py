@@ -1,13 +1,15 @@
 """The `kubetriage` command line.
 
 Each sub-command is a thin shell over the package: parse arguments, call one function, print.
+Exit codes: 0 done, 1 an unexpected failure, 2 bad usage or unreadable input.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from kubetriage import __version__
 
@@ -16,6 +18,115 @@ kubetriage diagnoses failing Kubernetes workloads (CrashLoopBackOff, OOMKilled, 
 Pending, stuck rollouts), writes the root cause and its evidence into DiagnosisReport resources,
 and escalates every change that would touch production as a Linear issue instead of applying it.
 """
+EXIT_USAGE = 2
+
+
+def _target(value: str) -> tuple[str, str]:
+    kind, sep, name = value.partition("/")
+    if not sep or not kind or not name:
+        raise argparse.ArgumentTypeError(f"expected KIND/NAME, e.g. deployment/api; got {value!r}")
+    return kind, name
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from kubetriage.clients.snapshot import SnapshotError, SnapshotReader  # noqa: PLC0415
+    from kubetriage.diagnosis import diagnose  # noqa: PLC0415
+    from kubetriage.render import to_json, to_table, to_yaml  # noqa: PLC0415
+    from kubetriage.reports import build_report  # noqa: PLC0415
+
+    try:
+        reader = SnapshotReader.from_file(args.snapshot)
+    except SnapshotError as error:
+        print(f"kubetriage diagnose: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    namespaces = [args.namespace] if args.namespace else None
+    findings = diagnose(reader, namespaces=namespaces, target=args.target)
+    reports = [build_report(finding) for finding in findings]
+    render: Callable[..., str] = {"json": to_json, "yaml": to_yaml, "table": to_table}[args.output]
+    sys.stdout.write(render(reports))
+    if reader.skipped_items:
+        print(
+            f"kubetriage diagnose: skipped {reader.skipped_items} malformed item(s) "
+            f"in {args.snapshot}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _live_reader(cluster_name: str | None = None) -> Any:
+    from kubernetes import config as kube_config  # noqa: PLC0415
+
+    from kubetriage.clients.kube import LiveClusterReader  # noqa: PLC0415
+    from kubetriage.config import Settings  # noqa: PLC0415
+
+    try:
+        api = kube_config.new_client_from_config()  # type: ignore[no-untyped-call]
+    except kube_config.ConfigException as error:
+        raise SystemExit(f"kubetriage: no usable kubeconfig: {error}") from error
+    return LiveClusterReader(api, cluster_name=cluster_name or Settings().cluster_name)
+
+
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from kubetriage.config import Settings  # noqa: PLC0415
+    from kubetriage.diagnosis import Options, diagnose  # noqa: PLC0415
+    from kubetriage.render import to_json, to_table, to_yaml  # noqa: PLC0415
+    from kubetriage.reports import build_report  # noqa: PLC0415
+
+    settings = Settings()
+    namespaces = [args.namespace] if args.namespace else settings.namespaces or None
+    options = Options(production_selector=settings.production_labels())
+    findings = diagnose(_live_reader(), options, namespaces=namespaces)
+    render: Callable[..., str] = {"json": to_json, "yaml": to_yaml, "table": to_table}[args.output]
+    sys.stdout.write(render([build_report(f) for f in findings]))
+    return 0
+
+
+def _cmd_capture(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
+    from kubetriage.clients.capture import RecordingReader  # noqa: PLC0415
+    from kubetriage.diagnosis import diagnose  # noqa: PLC0415
+
+    recorder = RecordingReader(_live_reader())
+    findings = diagnose(recorder.as_reader(), namespaces=[args.namespace], target=args.target)
+    document = json.dumps(recorder.snapshot(), indent=1) + "\n"
+    if args.output == "-":
+        sys.stdout.write(document)
+    else:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(document)
+    kind, name = args.target
+    print(
+        f"captured {kind}/{name} in {args.namespace}: {len(findings)} problem(s); "
+        f"replay with: kubetriage diagnose --snapshot {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _cmd_run(_args: argparse.Namespace) -> int:
+    import kopf  # noqa: PLC0415
+
+    import kubetriage.handlers  # noqa: F401, PLC0415 (registers the handlers)
+    from kubetriage.config import Settings  # noqa: PLC0415
+    from kubetriage.telemetry import configure_logging  # noqa: PLC0415
+
+    settings = Settings()
+    configure_logging(settings.log_format)
+    kopf.run(
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        standalone=True,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+    )
+    return 0
+
+
+def _cmd_playbooks(_args: argparse.Namespace) -> int:
+    from kubetriage.playbooks import playbooks_markdown  # noqa: PLC0415
+
+    sys.stdout.write(playbooks_markdown())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +137,57 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kubetriage {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="diagnose a captured snapshot offline and print the reports",
+        description="Run the playbooks over a snapshot file (a v1 List as `kubectl get -o json` "
+        "or `kubetriage capture` writes it) and print the DiagnosisReports they produce.",
+    )
+    diagnose.add_argument("--snapshot", required=True, metavar="FILE", help="snapshot JSON file")
+    diagnose.add_argument("--target", type=_target, metavar="KIND/NAME", help="only this workload")
+    diagnose.add_argument("-n", "--namespace", help="only this namespace")
+    diagnose.add_argument(
+        "-o",
+        "--output",
+        choices=["table", "json", "yaml"],
+        default="table",
+        help="table (default) for people; json/yaml print a v1 List of DiagnosisReport objects",
+    )
+    diagnose.set_defaults(handler=_cmd_diagnose)
+
+    from kubetriage.config import describe_settings  # noqa: PLC0415
+
+    run = commands.add_parser(
+        "run",
+        help="run the operator (watches pods and Deployments, writes DiagnosisReports)",
+        description="Run the operator against the cluster of $KUBECONFIG (or in-cluster). "
+        "Settings come from environment variables:",
+        epilog=describe_settings(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    scan = commands.add_parser(
+        "scan", help="one pass over the live cluster, printing what the operator would write"
+    )
+    scan.add_argument("-n", "--namespace", help="only this namespace")
+    scan.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    scan.set_defaults(handler=_cmd_scan)
+
+    capture = commands.add_parser(
+        "capture", help="write a snapshot of what the playbooks read for one workload"
+    )
+    capture.add_argument("target", type=_target, metavar="KIND/NAME")
+    capture.add_argument("-n", "--namespace", required=True)
+    capture.add_argument(
+        "-o", "--output", required=True, metavar="FILE", help="file, or - for stdout"
+    )
+    capture.set_defaults(handler=_cmd_capture)
+
+    playbooks = commands.add_parser("playbooks", help="print every playbook as Markdown")
+    playbooks.set_defaults(handler=_cmd_playbooks)
     return parser
 
 
@@ -36,8 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
-    return 0
+        return EXIT_USAGE
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
 
 
 if __name__ == "__main__":

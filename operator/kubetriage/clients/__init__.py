@@ -1,0 +1,1 @@
+"""I/O behind small clients: the cluster (live and snapshot), Prometheus, Linear."""

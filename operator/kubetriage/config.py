@@ -1,0 +1,107 @@
+"""Settings, from environment variables with the prefix `KUBETRIAGE_` (DESIGN.md section 11).
+
+The Helm chart's values map onto these one to one; `kubetriage run --help` lists them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from kubetriage.models import Symptom
+
+# How long a symptom must persist before it is diagnosed. A crash loop needs a few restarts to
+# be a loop; an image pull retries quickly; scheduling often clears once an autoscaler adds a
+# node; a rollout already waited out its progressDeadlineSeconds.
+DEFAULT_GRACE_SECONDS: dict[Symptom, float] = {
+    Symptom.CRASH_LOOP_BACK_OFF: 60.0,
+    Symptom.OOM_KILLED: 0.0,
+    Symptom.IMAGE_PULL_BACK_OFF: 60.0,
+    Symptom.PENDING: 120.0,
+    Symptom.ROLLOUT_STUCK: 0.0,
+}
+
+
+def _split(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the operator, with its environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBETRIAGE_", extra="ignore")
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated namespaces to watch; empty means all"
+    )
+    cluster_name: str = Field("default", description="the cluster's name in reports and issues")
+    production_selector: str = Field(
+        "kubetriage.io/environment=production",
+        description="label selector (k=v[,k=v]) that marks a namespace as production",
+    )
+    grace_seconds: float | None = Field(
+        None,
+        ge=0,
+        description="how long a symptom must persist before a diagnosis, for every symptom; "
+        "unset: the per-symptom defaults",
+    )
+    grace_seconds_crashloopbackoff: float | None = Field(
+        None, ge=0, description="grace for CrashLoopBackOff; unset: 60"
+    )
+    grace_seconds_oomkilled: float | None = Field(
+        None, ge=0, description="grace for OOMKilled; unset: 0"
+    )
+    grace_seconds_imagepullbackoff: float | None = Field(
+        None, ge=0, description="grace for ImagePullBackOff; unset: 60"
+    )
+    grace_seconds_pending: float | None = Field(
+        None, ge=0, description="grace for Pending; unset: 120"
+    )
+    grace_seconds_rolloutstuck: float | None = Field(
+        None, ge=0, description="grace for RolloutStuck; unset: 0"
+    )
+    resolve_after_seconds: float = Field(
+        300.0, ge=0, description="how long a workload must be healthy before its report is Resolved"
+    )
+    max_concurrent_diagnoses: int = Field(4, ge=1, description="diagnoses run at the same time")
+    health_port: int = Field(8080, ge=0, le=65535, description="port of the liveness endpoint")
+    log_format: str = Field("json", pattern="^(json|console)$", description="json or console")
+
+    _split_lists = field_validator("namespaces", mode="before")(_split)
+
+    def grace_for(self, symptom: Symptom) -> float:
+        """The grace period of one symptom: its own override, else the global one, else default."""
+        own = getattr(self, f"grace_seconds_{symptom.value.lower()}")
+        if own is not None:
+            return float(own)
+        if self.grace_seconds is not None:
+            return self.grace_seconds
+        return DEFAULT_GRACE_SECONDS[symptom]
+
+    def production_labels(self) -> dict[str, str]:
+        """The production selector as label pairs (only equality selectors are supported)."""
+        pairs: dict[str, str] = {}
+        for term in self.production_selector.split(","):
+            key, sep, value = term.strip().partition("=")
+            if key and sep:
+                pairs[key.strip()] = value.strip().lstrip("=")
+        return pairs
+
+
+def describe_settings() -> str:
+    """The environment variables, for `kubetriage run --help`."""
+    lines = []
+    for name, field in Settings.model_fields.items():
+        variable = f"KUBETRIAGE_{name.upper()}"
+        default = field.get_default(call_default_factory=True)
+        shown = (
+            "unset"
+            if default is None
+            else (",".join(default) if isinstance(default, list) else default)
+        )
+        lines.append(f"  {variable:<42} {field.description or ''} (default: {shown or 'empty'})")
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""Detection: a pod or a Deployment in, the symptoms it shows out (DESIGN.md section 2).
+
+Pure functions, no I/O. Grace periods are applied by the caller (the operator knows when it
+first saw a symptom; a snapshot has no history), from `DetectedSymptom.since` where the object
+itself says when the trouble began.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from kubetriage.clients.kube import KubeObject
+from kubetriage.models import Symptom
+from kubetriage.timeutil import parse_time
+
+IMAGE_PULL_REASONS = frozenset(
+    {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
+)
+# A container that was OOM-killed and runs again keeps the kill in lastState until its next
+# restart. It is still a live problem while not ready, for an hour after the kill, or for a day
+# when the kills recur (a leak restarts every few hours and looks healthy in between); after
+# that the pod has recovered and produces nothing.
+RECENT_OOM_WINDOW = timedelta(hours=1)
+RECURRING_OOM_WINDOW = timedelta(hours=24)
+RECURRING_OOM_RESTARTS = 3
+
+
+@dataclass(frozen=True)
+class DetectedSymptom:
+    """One symptom seen on one object (a pod's container, a pod, or a Deployment)."""
+
+    symptom: Symptom
+    namespace: str
+    object_kind: str
+    object_name: str
+    container: str | None = None
+    init_container: bool = False
+    reason: str = ""
+    message: str = ""
+    since: datetime | None = None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _container_statuses(pod: KubeObject) -> Iterator[tuple[dict[str, Any], bool]]:
+    status = _dict(pod.get("status"))
+    for field, is_init in (("initContainerStatuses", True), ("containerStatuses", False)):
+        for container_status in _list(status.get(field)):
+            if isinstance(container_status, dict):
+                yield container_status, is_init
+
+
+def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
+    """The symptoms a pod shows now. Succeeded pods and healthy pods show none."""
+    metadata = _dict(pod.get("metadata"))
+    status = _dict(pod.get("status"))
+    namespace = str(metadata.get("namespace") or "default")
+    name = str(metadata.get("name") or "")
+    phase = status.get("phase")
+    if not name or phase == "Succeeded" or metadata.get("deletionTimestamp"):
+        return []
+
+    def sighting(symptom: Symptom, **fields: Any) -> DetectedSymptom:
+        return DetectedSymptom(symptom, namespace, "Pod", name, **fields)
+
+    found: list[DetectedSymptom] = []
+    for container_status, is_init in _container_statuses(pod):
+        container = str(container_status.get("name") or "")
+        state = _dict(container_status.get("state"))
+        waiting = _dict(state.get("waiting"))
+        terminated_now = _dict(state.get("terminated"))
+        last_terminated = _dict(_dict(container_status.get("lastState")).get("terminated"))
+        waiting_reason = str(waiting.get("reason") or "")
+        common = {"container": container, "init_container": is_init}
+
+        oom = _oom_termination(container_status, terminated_now, last_terminated, now)
+        if oom is not None:
+            found.append(
+                sighting(
+                    Symptom.OOM_KILLED,
+                    reason="OOMKilled",
+                    message=f"exit code {oom.get('exitCode', 137)}",
+                    since=parse_time(oom.get("finishedAt")),
+                    **common,
+                )
+            )
+        elif waiting_reason == "CrashLoopBackOff":
+            found.append(
+                sighting(
+                    Symptom.CRASH_LOOP_BACK_OFF,
+                    reason=waiting_reason,
+                    message=str(waiting.get("message") or ""),
+                    since=parse_time(last_terminated.get("finishedAt")),
+                    **common,
+                )
+            )
+        if waiting_reason in IMAGE_PULL_REASONS:
+            found.append(
+                sighting(
+                    Symptom.IMAGE_PULL_BACK_OFF,
+                    reason=waiting_reason,
+                    message=str(waiting.get("message") or ""),
+                    **common,
+                )
+            )
+    if phase == "Pending":
+        found.extend(_pending(pod, status, sighting))
+    return found
+
+
+def _oom_termination(
+    container_status: dict[str, Any],
+    terminated_now: dict[str, Any],
+    last_terminated: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any] | None:
+    if terminated_now.get("reason") == "OOMKilled":
+        return terminated_now
+    if last_terminated.get("reason") != "OOMKilled":
+        return None
+    if not container_status.get("ready"):
+        return last_terminated
+    finished = parse_time(last_terminated.get("finishedAt"))
+    if finished is None:
+        return None
+    restarts = container_status.get("restartCount")
+    recurring = isinstance(restarts, int) and restarts >= RECURRING_OOM_RESTARTS
+    window = RECURRING_OOM_WINDOW if recurring else RECENT_OOM_WINDOW
+    return last_terminated if now - finished <= window else None
+
+
+def _pending(pod: KubeObject, status: dict[str, Any], sighting: Any) -> list[DetectedSymptom]:
+    conditions = [c for c in _list(status.get("conditions")) if isinstance(c, dict)]
+    scheduled = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
+    if scheduled is not None and scheduled.get("status") == "False":
+        if scheduled.get("reason") in {"Unschedulable", "SchedulerError"}:
+            return [
+                sighting(
+                    Symptom.PENDING,
+                    reason=str(scheduled.get("reason")),
+                    message=str(scheduled.get("message") or ""),
+                    since=parse_time(scheduled.get("lastTransitionTime")),
+                )
+            ]
+        return []
+    if scheduled is None and not _dict(pod.get("spec")).get("nodeName"):
+        return []
+    creating = [
+        cs
+        for cs, _ in _container_statuses(pod)
+        if _dict(_dict(cs.get("state")).get("waiting")).get("reason")
+        in {"ContainerCreating", "PodInitializing"}
+    ]
+    if not creating:
+        return []
+    since = parse_time((scheduled or {}).get("lastTransitionTime")) or parse_time(
+        _dict(pod.get("metadata")).get("creationTimestamp")
+    )
+    return [
+        sighting(
+            Symptom.PENDING,
+            reason="ContainerCreating",
+            message="scheduled but containers are still being created",
+            container=str(creating[0].get("name") or "") or None,
+            since=since,
+        )
+    ]
+
+
+def detect_deployment(deployment: KubeObject) -> list[DetectedSymptom]:
+    """RolloutStuck when the rollout passed its deadline or a ReplicaSet cannot create pods."""
+    metadata = _dict(deployment.get("metadata"))
+    namespace = str(metadata.get("namespace") or "default")
+    name = str(metadata.get("name") or "")
+    if not name or metadata.get("deletionTimestamp"):
+        return []
+    conditions = {
+        c.get("type"): c
+        for c in _list(_dict(deployment.get("status")).get("conditions"))
+        if isinstance(c, dict)
+    }
+    progressing = _dict(conditions.get("Progressing"))
+    replica_failure = _dict(conditions.get("ReplicaFailure"))
+    if (
+        progressing.get("status") == "False"
+        and progressing.get("reason") == "ProgressDeadlineExceeded"
+    ):
+        stuck = progressing
+    elif replica_failure.get("status") == "True":
+        stuck = replica_failure
+    else:
+        return []
+    return [
+        DetectedSymptom(
+            Symptom.ROLLOUT_STUCK,
+            namespace,
+            "Deployment",
+            name,
+            reason=str(stuck.get("reason") or ""),
+            message=str(stuck.get("message") or ""),
+            since=parse_time(stuck.get("lastTransitionTime")),
+        )
+    ]

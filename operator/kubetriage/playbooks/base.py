@@ -1,0 +1,141 @@
+"""What every playbook is made of.
+
+A playbook is the runbook an engineer follows for one symptom, as an ordered list of named steps
+(`Playbook.steps`, which `kubetriage playbooks` prints). Running it fills an `Investigation`: the
+trace of each step's outcome and the evidence read, already redacted. It ends in a `Conclusion`:
+one root cause with its confidence, ranked alternatives, and a recommendation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+from kubetriage.clients.kube import ClusterReader, KubeObject
+from kubetriage.detect import DetectedSymptom
+from kubetriage.models import (
+    Category,
+    Evidence,
+    EvidenceSource,
+    Recommendation,
+    RootCause,
+    Step,
+    Symptom,
+)
+from kubetriage.policy import ChangeScope
+from kubetriage.redact import redact
+from kubetriage.workloads import WorkloadRef
+
+MAX_EVIDENCE = 50
+MAX_STEPS = 50
+_SUMMARY_LIMIT = 1024
+_DETAIL_LIMIT = 16384
+_OUTCOME_LIMIT = 2048
+
+
+@dataclass(frozen=True)
+class StepDoc:
+    """One documented step: what it reads, and why an engineer looks there."""
+
+    name: str
+    reads: str
+    why: str
+
+
+@dataclass
+class Context:
+    """What a playbook is given: the workload, the symptom seen on it, and a reader."""
+
+    reader: ClusterReader
+    target: WorkloadRef
+    symptom: Symptom
+    sightings: list[DetectedSymptom]
+    pods: list[KubeObject]
+    workload: KubeObject | None
+    now: datetime
+
+    @property
+    def namespace(self) -> str:
+        """The workload's namespace."""
+        return self.target.namespace
+
+    @property
+    def container(self) -> str | None:
+        """The container most sightings name (the first when tied)."""
+        names = [s.container for s in self.sightings if s.container]
+        return max(names, key=names.count) if names else None
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass
+class Investigation:
+    """The trace a playbook leaves: steps in order, and evidence (always redacted)."""
+
+    steps: list[Step] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+
+    def step(self, name: str, outcome: str) -> None:
+        """Record that a step ran and what it concluded."""
+        if len(self.steps) < MAX_STEPS:
+            self.steps.append(Step(name=name, outcome=_clip(redact(outcome), _OUTCOME_LIMIT)))
+
+    def add_evidence(self, source: EvidenceSource, summary: str, detail: str | None = None) -> None:
+        """Record one observation; text from the cluster is redacted here, once for all."""
+        if len(self.evidence) >= MAX_EVIDENCE or not summary.strip():
+            return
+        item = Evidence(
+            source=source,
+            summary=_clip(redact(summary), _SUMMARY_LIMIT),
+            detail=_clip(redact(detail), _DETAIL_LIMIT) if detail else None,
+        )
+        if item not in self.evidence:
+            self.evidence.append(item)
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """A playbook's answer. `scope` says what the recommended change touches, so that the
+    escalation policy, not the playbook, decides who must approve it."""
+
+    root_cause: RootCause
+    alternatives: tuple[RootCause, ...] = ()
+    recommendation: Recommendation | None = None
+    scope: ChangeScope = field(default_factory=ChangeScope)
+
+
+def cause(category: Category, summary: str, confidence: float) -> RootCause:
+    """A RootCause with a redacted, bounded summary."""
+    return RootCause(
+        category=category,
+        summary=_clip(redact(summary), _SUMMARY_LIMIT),
+        confidence=round(min(1.0, max(0.0, confidence)), 2),
+    )
+
+
+class Playbook(ABC):
+    """The runbook for one symptom."""
+
+    symptom: ClassVar[Symptom]
+    title: ClassVar[str]
+    description: ClassVar[str]
+    steps: ClassVar[tuple[StepDoc, ...]]
+    categories: ClassVar[tuple[Category, ...]]
+
+    @abstractmethod
+    def run(self, context: Context, investigation: Investigation) -> Conclusion:
+        """Follow the steps over `context`, recording into `investigation`."""
+
+    def to_markdown(self) -> str:
+        """This playbook as a section of docs/playbooks.md."""
+        lines = [f"## {self.title}", "", self.description.strip(), "", "Steps:", ""]
+        lines += [
+            f"{i}. **{s.name}** — reads {s.reads}. {s.why}" for i, s in enumerate(self.steps, 1)
+        ]
+        lines += ["", "Root causes it can name:", ""]
+        lines += [f"- `{c.value}`" for c in self.categories]
+        return "\n".join(lines) + "\n"

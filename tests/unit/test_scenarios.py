@@ -1,0 +1,61 @@
+"""Every labeled scenario in ../shared/scenarios gives exactly the reports expected.json lists.
+
+One test per snapshot file, found by walking the directory: a new scenario is covered without
+new code, and a snapshot missing from expected.json fails rather than passing unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import SCENARIOS_DIR
+from kubetriage.cli import main
+
+EXPECTED_FILE = SCENARIOS_DIR / "expected.json"
+SNAPSHOTS = sorted(p for p in SCENARIOS_DIR.glob("*.json") if p != EXPECTED_FILE)
+KEYS = ("namespace", "targetKind", "targetName", "symptom", "category")
+
+
+def summarize(report: dict[str, Any]) -> dict[str, str]:
+    return {
+        "namespace": report["metadata"]["namespace"],
+        "targetKind": report["spec"]["target"]["kind"],
+        "targetName": report["spec"]["target"]["name"],
+        "symptom": report["spec"]["symptom"],
+        "category": report["status"]["rootCause"]["category"],
+    }
+
+
+def diagnose_json(snapshot: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main(["diagnose", "--snapshot", str(snapshot), "-o", "json"]) == 0
+    document: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return document
+
+
+def test_the_scenarios_are_there() -> None:
+    assert len(SNAPSHOTS) >= 29, f"expected the shared scenarios in {SCENARIOS_DIR}"
+
+
+@pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=[p.stem for p in SNAPSHOTS])
+def test_scenario_gives_exactly_the_expected_reports(
+    snapshot: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected_all = json.loads(EXPECTED_FILE.read_text())
+    assert snapshot.name in expected_all, f"{snapshot.name} has no entry in expected.json"
+    expected = [{k: e[k] for k in KEYS} for e in expected_all[snapshot.name] or []]
+    document = diagnose_json(snapshot, capsys)
+    assert document["apiVersion"] == "v1"
+    assert document["kind"] == "List"
+    produced = [summarize(item) for item in document["items"]]
+    key = lambda r: tuple(r[k] for k in KEYS)  # noqa: E731
+    assert sorted(produced, key=key) == sorted(expected, key=key)
+    for item in document["items"]:
+        status = item["status"]
+        assert status["evidence"], "a root cause without evidence"
+        assert status["steps"], "a diagnosis without its playbook trace"
+        assert status["recommendation"]["summary"]
+        assert 0 < status["rootCause"]["confidence"] <= 1
