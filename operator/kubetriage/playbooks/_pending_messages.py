@@ -94,6 +94,7 @@ CORDON_TAINT = "node.kubernetes.io/unschedulable"
 
 _AVAILABLE = re.compile(r"^\s*(\d+)/(\d+) nodes are available:?\s*(.*)$", re.DOTALL | re.I)
 _PREEMPTION = re.compile(r"\.?\s*preemption:", re.I)
+_SENTENCE_END = re.compile(r"\.(?:\s|$)")
 # Reasons are joined with ", "; a new one starts with its node count.
 _SPLIT = re.compile(r",\s+(?=\d+\s)")
 _COUNTED = re.compile(r"^(\d+)\s+(.*)$", re.DOTALL)
@@ -129,7 +130,9 @@ def parse_scheduler_message(message: str) -> SchedulerMessage:
         # plugin ...") or "no nodes available to schedule pods": one reason for every node.
         return SchedulerMessage(text, None, (_reason(head, None),) if head else ())
     total = int(match.group(2))
-    body = match.group(3).strip().rstrip(". ")
+    # The reasons end at the first sentence break; what follows is post-filter commentary,
+    # e.g. "no new claims to deallocate," from the DynamicResources plugin since 1.34.
+    body = _SENTENCE_END.split(match.group(3).strip(), maxsplit=1)[0].strip().rstrip(". ")
     reasons: list[Reason] = []
     for part in _SPLIT.split(body) if body else []:
         counted = _COUNTED.match(part.strip())

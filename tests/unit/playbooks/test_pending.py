@@ -1167,3 +1167,15 @@ def test_each_pending_scenario_names_its_expected_category(path: Any) -> None:
         assert finding.conclusion.root_cause.confidence >= 0.9
         assert finding.investigation.evidence
         assert finding.conclusion.recommendation is not None
+
+
+def test_post_filter_commentary_after_the_reasons_is_not_a_reason() -> None:
+    # As kube-scheduler 1.36 writes it: the DynamicResources plugin appends its own sentence.
+    message = parse_scheduler_message(
+        "0/3 nodes are available: 3 Insufficient cpu. no new claims to deallocate, preemption: "
+        "0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+    )
+    assert message.total_nodes == 3
+    assert [(r.text, r.nodes, r.resource) for r in message.reasons] == [
+        ("Insufficient cpu", 3, "cpu")
+    ]
