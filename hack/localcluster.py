@@ -46,6 +46,8 @@ COMPONENTS = (
 )
 SERVICE_CIDR = "10.0.0.0/24"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+# The label by which hack/kwok/stages.yaml puts a pod into a failure state.
+SIMULATE = "kwok.kubetriage.io/simulate"
 
 
 class ControlPlaneError(RuntimeError):
@@ -160,9 +162,18 @@ class Pki:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
         self._openssl(
-            "req", "-x509", "-new", "-key", "ca.key", "-days", "3650", "-out", "ca.crt",
-            "-subj", "/CN=kubetriage-local-ca",
-        )  # fmt: skip
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-days",
+            "3650",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=kubetriage-local-ca",
+        )
         self.sign(
             "apiserver",
             subject="/CN=kube-apiserver",
@@ -185,9 +196,22 @@ class Pki:
         self._openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", f"{name}.key")
         self._openssl("req", "-new", "-key", f"{name}.key", "-subj", subject, "-out", f"{name}.csr")
         self._openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "3650", "-extfile", ext_file.name, "-out", f"{name}.crt",
-        )  # fmt: skip
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3650",
+            "-extfile",
+            ext_file.name,
+            "-out",
+            f"{name}.crt",
+        )
 
     def client(self, name: str, *, user: str, group: str | None = None) -> None:
         """A client certificate: the apiserver reads the user from CN and groups from O."""
@@ -295,6 +319,26 @@ class LocalCluster:
                     "client-key": str(pki.path(f"{name}.key")),
                 },
             )
+
+    def issue_kubeconfig(self, name: str, *, user: str, group: str | None = None) -> Path:
+        """A kubeconfig with a new client certificate, so that a process has its own identity
+        in the audit log (e.g. the operator under test)."""
+        self.pki.client(name, user=user, group=group)
+        return self.write_kubeconfig(
+            self.workdir / f"{name}.kubeconfig",
+            user=name,
+            credentials={
+                "client-certificate": str(self.pki.path(f"{name}.crt")),
+                "client-key": str(self.pki.path(f"{name}.key")),
+            },
+        )
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """Every request the apiserver audited so far (metadata level)."""
+        path = self.logs_dir / "audit.log"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def write_kubeconfig(self, path: Path, *, user: str, credentials: dict[str, str]) -> Path:
         """Write a kubeconfig for this cluster with the given user credentials (cert or token)."""
@@ -621,6 +665,52 @@ def kwok_node(
         },
         "spec": {"taints": taints or []},
         "status": {"allocatable": resources, "capacity": resources},
+    }
+
+
+def kwok_deployment(
+    name: str,
+    namespace: str,
+    *,
+    replicas: int = 1,
+    image: str = "registry.example/shop/app:1.0.0",
+    simulate: str | None = None,
+    exit_code: int | None = None,
+    requests: dict[str, str] | None = None,
+    limits: dict[str, str] | None = None,
+    node_selector: dict[str, str] | None = None,
+    volumes: list[dict[str, Any]] | None = None,
+    progress_deadline: int | None = None,
+) -> dict[str, Any]:
+    """A Deployment whose pods kwok runs, optionally into a failure state by label."""
+    labels = {"app": name, **({SIMULATE: simulate} if simulate else {})}
+    annotations = {"kwok.kubetriage.io/exit-code": str(exit_code)} if exit_code is not None else {}
+    container: dict[str, Any] = {"name": "app", "image": image}
+    if requests or limits:
+        container["resources"] = {
+            k: v for k, v in (("requests", requests), ("limits", limits)) if v
+        }
+    if volumes:
+        container["volumeMounts"] = [
+            {"name": v["name"], "mountPath": f"/mnt/{v['name']}"} for v in volumes
+        ]
+    pod_spec: dict[str, Any] = {"containers": [container]}
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
+    if volumes:
+        pod_spec["volumes"] = volumes
+    spec: dict[str, Any] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+    }
+    if progress_deadline is not None:
+        spec["progressDeadlineSeconds"] = progress_deadline
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
     }
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client, config
 
+from clusterkit import OperatorProcess
 from helpers import CRD_PATH
 from localcluster import LocalCluster
 
@@ -39,3 +40,23 @@ def crd(cluster: LocalCluster) -> str:
     name = "diagnosisreports.kubetriage.io"
     cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
     return name
+
+
+OPERATOR_ENV = {
+    "KUBETRIAGE_GRACE_SECONDS": "0",
+    "KUBETRIAGE_RESOLVE_AFTER_SECONDS": "3",
+    "KUBETRIAGE_CLUSTER_NAME": "integration",
+}
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: LocalCluster, crd: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator, running for the whole session (one instance, like a real install)."""
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"), OPERATOR_ENV)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()

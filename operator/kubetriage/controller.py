@@ -1,0 +1,310 @@
+"""The operator's state machine: watch events in, DiagnosisReports out.
+
+Per workload and symptom one `Tracker` remembers which pods show the symptom and since when.
+A symptom that persists past its grace period is diagnosed (at most one diagnosis in flight per
+tracker, a bounded number overall, each off the event loop); a tracker whose pods are all
+healthy for `resolve_after_seconds` resolves its report. Everything here is in memory and
+rebuilt from kopf's initial listing after a restart; the reports themselves are the durable
+state, written idempotently under names derived from workload and symptom, so a restart can
+neither duplicate nor lose one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+
+from kubetriage.clients.kube import ClusterReader, KubeObject
+from kubetriage.clients.report_store import ReportStore
+from kubetriage.config import Settings
+from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
+from kubetriage.diagnosis import Options, Problem, diagnose_problem
+from kubetriage.models import Symptom
+from kubetriage.objects import meta, name_of
+from kubetriage.reports import (
+    ReportChange,
+    build_report,
+    merge_with_existing,
+    report_name,
+    resolved_status,
+)
+from kubetriage.workloads import WorkloadRef, ref_of
+
+log = structlog.get_logger("kubetriage.controller")
+TrackerKey = tuple[str, str, str, Symptom]
+# A burst of pods of one workload arrives over a moment: wait this long after a change before
+# re-diagnosing, so 40 pods make one diagnosis rather than 40.
+COALESCE_SECONDS = 1.0
+# Reports found open at start-up are resolved only if nothing shows their symptom by then.
+STARTUP_SETTLE_SECONDS = 15.0
+
+
+@dataclass
+class Tracker:
+    """One workload with one symptom, as the watch stream shows it now."""
+
+    target: WorkloadRef
+    symptom: Symptom
+    pods: dict[str, KubeObject] = field(default_factory=dict)
+    sightings: dict[str, list[DetectedSymptom]] = field(default_factory=dict)
+    first_seen: float | None = None
+    healthy_since: float | None = None
+    changed: bool = False
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> TrackerKey:
+        return (self.target.namespace, self.target.kind, self.target.name, self.symptom)
+
+    @property
+    def active(self) -> bool:
+        """Whether anything shows the symptom right now."""
+        return bool(self.sightings)
+
+    @property
+    def report_name(self) -> str:
+        return report_name(self.target.kind, self.target.name, self.symptom.value)
+
+
+class Controller:
+    """Turns pod and Deployment watch events into report writes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ReportStore,
+        reader_factory: Callable[[], ClusterReader],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.reader_factory = reader_factory
+        self.clock = clock
+        self.options = Options(production_selector=settings.production_labels())
+        self.trackers: dict[TrackerKey, Tracker] = {}
+        self._pod_keys: dict[tuple[str, str], set[TrackerKey]] = {}
+        self._deployment_uids: dict[tuple[str, str], str] = {}
+        self._slots = asyncio.Semaphore(settings.max_concurrent_diagnoses)
+        self.diagnoses = 0
+
+    # -- watch events ---------------------------------------------------------------------------
+
+    async def on_pod(self, event_type: str | None, pod: KubeObject) -> None:
+        """A pod was listed, added, modified or deleted."""
+        namespace, name = str(meta(pod).get("namespace") or ""), name_of(pod)
+        sightings = [] if event_type == "DELETED" else detect_pod(pod, datetime.now(UTC))
+        target = self._workload_of(pod) if sightings else None
+        current: dict[TrackerKey, list[DetectedSymptom]] = {}
+        for sighting in sightings:
+            assert target is not None
+            key = (target.namespace, target.kind, target.name, sighting.symptom)
+            current.setdefault(key, []).append(sighting)
+            self._tracker(key, target).pods[name] = pod
+        self._update((namespace, f"pod/{name}"), current)
+
+    async def on_deployment(self, event_type: str | None, deployment: KubeObject) -> None:
+        """A Deployment was listed, added, modified or deleted."""
+        target = ref_of(deployment, "Deployment")
+        if target.uid:
+            self._deployment_uids[(target.namespace, target.name)] = target.uid
+        sightings = [] if event_type == "DELETED" else detect_deployment(deployment)
+        current: dict[TrackerKey, list[DetectedSymptom]] = {}
+        for sighting in sightings:
+            key = (target.namespace, target.kind, target.name, sighting.symptom)
+            current.setdefault(key, []).append(sighting)
+            self._tracker(key, target)
+        self._update((target.namespace, f"deployment/{target.name}"), current)
+
+    def _update(
+        self, source: tuple[str, str], current: dict[TrackerKey, list[DetectedSymptom]]
+    ) -> None:
+        """Record what one object shows now, and schedule what follows from the change."""
+        previous = self._pod_keys.get(source, set())
+        member = source[1]
+        for key, sightings in current.items():
+            tracker = self.trackers[key]
+            was_active = tracker.active
+            is_new_member = member not in tracker.sightings
+            tracker.sightings[member] = sightings
+            tracker.healthy_since = None
+            if not was_active:
+                tracker.first_seen = self.clock()
+            if is_new_member or not was_active:
+                self._schedule_diagnosis(tracker)
+        for key in previous - set(current):
+            gone = self.trackers.get(key)
+            if gone is None:
+                continue
+            gone.sightings.pop(member, None)
+            gone.pods.pop(member.removeprefix("pod/"), None)
+            if not gone.active:
+                gone.healthy_since = self.clock()
+                self._schedule_resolution(gone, self.settings.resolve_after_seconds)
+        if current:
+            self._pod_keys[source] = set(current)
+        else:
+            self._pod_keys.pop(source, None)
+
+    def _tracker(self, key: TrackerKey, target: WorkloadRef) -> Tracker:
+        tracker = self.trackers.get(key)
+        if tracker is None:
+            tracker = self.trackers[key] = Tracker(target, key[3])
+        return tracker
+
+    def _workload_of(self, pod: KubeObject) -> WorkloadRef:
+        """The pod's top-level workload from its own metadata: a Deployment's ReplicaSet is named
+        `<deployment>-<pod-template-hash>`, so no API call is needed in the common case."""
+        namespace = str(meta(pod).get("namespace") or "default")
+        owners = [r for r in meta(pod).get("ownerReferences") or [] if isinstance(r, dict)]
+        owner = next((r for r in owners if r.get("controller")), owners[0] if owners else None)
+        if owner is None:
+            return ref_of(dict(pod, kind="Pod", apiVersion="v1"), "Pod")
+        kind, name = str(owner.get("kind")), str(owner.get("name"))
+        template_hash = (meta(pod).get("labels") or {}).get("pod-template-hash")
+        if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+            deployment = name[: -len(template_hash) - 1]
+            uid = self._deployment_uids.get((namespace, deployment))
+            return WorkloadRef(namespace, "Deployment", deployment, "apps/v1", uid)
+        api_version = {"Job": "batch/v1"}.get(kind, "apps/v1")
+        return WorkloadRef(namespace, kind, name, api_version, owner.get("uid"))
+
+    # -- diagnosis ------------------------------------------------------------------------------
+
+    def _schedule_diagnosis(self, tracker: Tracker) -> None:
+        tracker.changed = True
+        if tracker.task is not None and not tracker.task.done():
+            return
+        tracker.task = asyncio.create_task(self._diagnose_when_due(tracker))
+
+    async def _diagnose_when_due(self, tracker: Tracker) -> None:
+        grace = self.settings.grace_for(tracker.symptom)
+        while tracker.changed:
+            first = tracker.first_seen if tracker.first_seen is not None else self.clock()
+            await asyncio.sleep(max(0.0, first + grace - self.clock()))
+            if not tracker.active:
+                return  # recovered within the grace period: nothing to report
+            tracker.changed = False
+            try:
+                async with self._slots:
+                    await self._diagnose(tracker)
+            except Exception:  # a failed diagnosis is retried on the next change, not fatal
+                log.exception(
+                    "diagnosis failed", target=str(tracker.target), symptom=tracker.symptom.value
+                )
+            if tracker.changed:
+                await asyncio.sleep(COALESCE_SECONDS)
+
+    async def _diagnose(self, tracker: Tracker) -> None:
+        problem = Problem(
+            target=tracker.target,
+            symptom=tracker.symptom,
+            sightings=[s for group in tracker.sightings.values() for s in group],
+            pods=list(tracker.pods.values()),
+        )
+        started = time.perf_counter()
+        finding = await asyncio.to_thread(
+            diagnose_problem, self.reader_factory(), problem, self.options
+        )
+        fresh = build_report(finding)
+        existing = await asyncio.to_thread(
+            self.store.get, fresh.metadata.namespace, fresh.metadata.name
+        )
+        report, change = merge_with_existing(fresh, existing, datetime.now(UTC))
+        await asyncio.to_thread(self.store.apply, report)
+        self.diagnoses += 1
+        status = report.status
+        assert status is not None
+        log.info(
+            "diagnosed",
+            diagnosis_id=finding.diagnosis_id,
+            report=f"{report.metadata.namespace}/{report.metadata.name}",
+            category=status.root_cause.category.value,
+            change=change.value,
+            pods=len(problem.pods),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        if change is not ReportChange.UPDATED:
+            message = (
+                f"DiagnosisReport {report.metadata.name}: {status.root_cause.category.value} — "
+                f"{status.root_cause.summary}"
+            )
+            await asyncio.to_thread(
+                self.store.emit_event, finding.target, reason="Diagnosed", message=message
+            )
+
+    # -- resolution -----------------------------------------------------------------------------
+
+    def _schedule_resolution(self, tracker: Tracker, delay: float) -> None:
+        if tracker.task is not None and not tracker.task.done():
+            tracker.task.cancel()
+        tracker.task = asyncio.create_task(self._resolve_when_due(tracker, delay))
+
+    async def _resolve_when_due(self, tracker: Tracker, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if tracker.active:
+            return
+        existing = await asyncio.to_thread(
+            self.store.get, tracker.target.namespace, tracker.report_name
+        )
+        summary = (
+            f"No pod of {tracker.target.kind}/{tracker.target.name} has shown "
+            f"{tracker.symptom.value} for {delay:.0f}s."
+        )
+        status = resolved_status(existing, datetime.now(UTC), summary) if existing else None
+        if status is not None:
+            await asyncio.to_thread(
+                self.store.apply_status, tracker.target.namespace, tracker.report_name, status
+            )
+            log.info("resolved", report=f"{tracker.target.namespace}/{tracker.report_name}")
+            await asyncio.to_thread(
+                self.store.emit_event,
+                tracker.target,
+                reason="Resolved",
+                message=f"DiagnosisReport {tracker.report_name}: {summary}",
+                warning=False,
+            )
+        self.trackers.pop(tracker.key, None)
+
+    async def adopt_open_reports(self) -> None:
+        """After a restart: an open report whose workload healed while the operator was down
+        is resolved once the initial listing has had time to show it is still failing."""
+        namespaces: list[str | None] = list(self.settings.namespaces) or [None]
+        for namespace in namespaces:
+            for report in await asyncio.to_thread(self.store.list, namespace):
+                status, spec = report.get("status") or {}, report.get("spec") or {}
+                target = spec.get("target") or {}
+                if status.get("phase") != "Open" or not target.get("name"):
+                    continue
+                try:
+                    symptom = Symptom(str(spec.get("symptom")))
+                except ValueError:
+                    continue
+                ref = WorkloadRef(
+                    str(meta(report).get("namespace")),
+                    str(target.get("kind")),
+                    str(target["name"]),
+                    str(target.get("apiVersion") or "apps/v1"),
+                    target.get("uid"),
+                )
+                key = (ref.namespace, ref.kind, ref.name, symptom)
+                tracker = self._tracker(key, ref)
+                if not tracker.active and tracker.task is None:
+                    tracker.healthy_since = self.clock()
+                    delay = max(STARTUP_SETTLE_SECONDS, self.settings.resolve_after_seconds)
+                    self._schedule_resolution(tracker, delay)
+
+    async def close(self) -> None:
+        """Cancel every pending timer and wait for running diagnoses to stop."""
+        tasks = [t.task for t in self.trackers.values() if t.task is not None and not t.task.done()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,67 @@
+"""kopf wiring, and nothing else: every decision is in `controller.Controller`.
+
+Pods and Deployments are watched with event handlers only, which kopf never persists anything
+for: no annotations, no finalizers, no status on the watched objects. Kopf's posting of log
+messages as Events is off, so the operator's only writes are its reports and its own Events.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient
+
+from kubetriage.clients.kube import LiveClusterReader
+from kubetriage.clients.report_store import ReportStore
+from kubetriage.config import Settings
+from kubetriage.controller import Controller
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Configure kopf and build the controller."""
+    settings.posting.enabled = False
+    settings.peering.standalone = True
+    settings.watching.server_timeout = 300
+    settings.networking.request_timeout = 30
+    options = Settings()
+    api = _api_client()
+    memo.controller = Controller(
+        options,
+        ReportStore(api),
+        lambda: LiveClusterReader(api, cluster_name=options.cluster_name),
+    )
+    await memo.controller.adopt_open_reports()
+
+
+def _api_client() -> ApiClient:
+    """In a pod, the ServiceAccount; elsewhere $KUBECONFIG or ~/.kube/config (as kopf does)."""
+    try:
+        kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kube_config.ConfigException:
+        api: ApiClient = kube_config.new_client_from_config()  # type: ignore[no-untyped-call]
+        return api
+    return ApiClient()
+
+
+@kopf.on.event("", "v1", "pods")
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Every pod event, including the initial listing (type None)."""
+    await memo.controller.on_pod(event.get("type"), event["object"])
+
+
+@kopf.on.event("apps", "v1", "deployments")
+async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Every Deployment event, including the initial listing."""
+    await memo.controller.on_deployment(event.get("type"), event["object"])
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    """Cancel pending diagnoses on shutdown."""
+    if hasattr(memo, "controller"):
+        await memo.controller.close()
+    logging.getLogger("kubetriage").info("stopped")

@@ -1,0 +1,273 @@
+"""The operator on the real control plane: given a broken workload, a DiagnosisReport appears
+with the right root cause, the workload gets a `Diagnosed` event, and nothing else is written.
+
+Failure states come from kwok's stages (crash loops, OOM kills, image pulls) and from the real
+scheduler, quota controller and deployment controller (Pending, stuck rollouts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clusterkit import (
+    OPERATOR_USER,
+    OperatorProcess,
+    get_json,
+    report_of,
+    wait_for_report,
+)
+from helpers import wait_until
+from localcluster import LocalCluster
+from localcluster import kwok_deployment as deployment
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Case:
+    """One broken workload and what the report must say about it."""
+
+    name: str
+    symptom: str
+    category: str
+    objects: Callable[[str], list[dict[str, Any]]]
+    setup: Callable[[LocalCluster, str], None] = field(default=lambda cluster, ns: None)
+    cleanup: Callable[[LocalCluster, str], None] = field(default=lambda cluster, ns: None)
+
+
+def fill_nodes(cluster: LocalCluster, namespace: str) -> None:
+    """Take 3 of the 4 cpus of every default node, so a 2-cpu pod fits nowhere for now."""
+    cluster.apply(deployment("filler", namespace, replicas=3, requests={"cpu": "3"}))
+    wait_until(
+        lambda: (
+            get_json(cluster, "deployment", "filler", namespace)["status"].get("readyReplicas") == 3
+        ),
+        what="filler pods running",
+    )
+
+
+def remove_filler(cluster: LocalCluster, namespace: str) -> None:
+    cluster.kubectl("delete", "deployment", "filler", "-n", namespace, "--wait=true")
+    cluster.kubectl(
+        "wait", "--for=delete", "pod", "-l", "app=filler", "-n", namespace, "--timeout=60s"
+    )
+
+
+def add_gpu_nodes(cluster: LocalCluster, _namespace: str) -> None:
+    for index in range(4):
+        cluster.create_node(
+            f"kwok-gpu-{index}",
+            labels={"pool": "gpu"},
+            taints=[{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}],
+        )
+
+
+def remove_gpu_nodes(cluster: LocalCluster, _namespace: str) -> None:
+    cluster.kubectl("delete", "node", "-l", "pool=gpu", "--wait=true")
+
+
+CASES = [
+    Case("crashloop", "CrashLoopBackOff", "CrashLoop.CommandNotFound",
+         lambda ns: [deployment("crasher", ns, simulate="CrashLoopBackOff", exit_code=127)]),
+    Case("oomkilled", "OOMKilled", "OOMKilled.LimitTooLow",
+         lambda ns: [deployment("eater", ns, simulate="OOMKilled", limits={"memory": "256Mi"})]),
+    Case("imagepull", "ImagePullBackOff", "ImagePull.NotFound",
+         lambda ns: [deployment("puller", ns, simulate="ErrImagePull")]),
+    Case("pending-insufficient", "Pending", "Pending.InsufficientResources",
+         lambda ns: [deployment("wide", ns, requests={"cpu": "2"})],
+         setup=fill_nodes, cleanup=remove_filler),
+    Case("pending-too-big", "Pending", "Pending.RequestExceedsNodeCapacity",
+         lambda ns: [deployment("huge", ns, requests={"cpu": "64"})]),
+    Case("pending-taint", "Pending", "Pending.UntoleratedTaint",
+         lambda ns: [deployment("gpu-job", ns, node_selector={"pool": "gpu"})],
+         setup=add_gpu_nodes, cleanup=remove_gpu_nodes),
+    Case("pending-selector", "Pending", "Pending.NodeSelectorMismatch",
+         lambda ns: [deployment("picky", ns, node_selector={"disktype": "ssd"})]),
+    Case("pending-pvc", "Pending", "Pending.UnboundPersistentVolumeClaim",
+         lambda ns: [
+             {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+              "metadata": {"name": "data", "namespace": ns},
+              "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast-ssd",
+                       "resources": {"requests": {"storage": "1Gi"}}}},
+             deployment("wiki", ns, volumes=[{"name": "data",
+                                              "persistentVolumeClaim": {"claimName": "data"}}]),
+         ]),
+    Case("rollout-quota", "RolloutStuck", "Rollout.QuotaExceeded",
+         lambda ns: [
+             {"apiVersion": "v1", "kind": "ResourceQuota",
+              "metadata": {"name": "pods", "namespace": ns}, "spec": {"hard": {"pods": "2"}}},
+             deployment("checkout", ns, replicas=4),
+         ]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_broken_workload_gets_one_report_with_its_root_cause(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str, case: Case
+) -> None:
+    case.setup(cluster, namespace)
+    try:
+        cluster.apply(case.objects(namespace))
+        workload = case.objects(namespace)[-1]["metadata"]["name"]
+        report = wait_for_report(cluster, namespace, workload, case.symptom, operator=operator)
+        assert report["spec"]["target"]["kind"] == "Deployment"
+        assert report["status"]["rootCause"]["category"] == case.category, json.dumps(
+            report["status"], indent=1
+        )
+        assert report["status"]["phase"] == "Open"
+        assert report["status"]["evidence"]
+        owner = report["metadata"]["ownerReferences"][0]
+        assert (owner["kind"], owner["name"]) == ("Deployment", workload)
+        table = cluster.kubectl("get", "diag", "-n", namespace).stdout
+        assert case.category in table
+        events = json.loads(
+            cluster.kubectl(
+                "get", "events", "-n", namespace, "-o", "json",
+                f"--field-selector=involvedObject.kind=Deployment,involvedObject.name={workload},reason=Diagnosed",
+            ).stdout
+        )["items"]  # fmt: skip
+        assert events, "the workload should carry a Diagnosed event"
+        assert report["metadata"]["name"] in events[0]["message"]
+    finally:
+        case.cleanup(cluster, namespace)
+
+
+def test_a_bad_revision_is_reported_with_the_revision_to_roll_back_to(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    good = deployment("pricing", namespace, replicas=2, progress_deadline=2)
+    cluster.apply(good)
+    wait_until(
+        lambda: (
+            get_json(cluster, "deployment", "pricing", namespace)["status"].get("readyReplicas")
+            == 2
+        ),
+        what="revision 1 ready",
+    )
+    broken = deployment(
+        "pricing", namespace, replicas=2, progress_deadline=2,
+        simulate="CrashLoopBackOff", image="registry.example/pricing:2.0.0",
+    )  # fmt: skip
+    cluster.apply(broken)
+    report = wait_for_report(
+        cluster, namespace, "pricing", "RolloutStuck", operator=operator, timeout=90
+    )
+    assert report["status"]["rootCause"]["category"] == "Rollout.BadRevision"
+    assert "--to-revision=1" in report["status"]["recommendation"]["command"]
+
+
+def test_ten_failing_replicas_make_one_report(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.apply(deployment("fleet", namespace, replicas=10, simulate="CrashLoopBackOff"))
+    wait_until(
+        lambda: len(report_of(cluster, namespace, "fleet", "CrashLoopBackOff")
+                    .get("status", {}).get("affectedPods", [])) == 10,
+        what="one report listing all 10 pods", timeout=60,
+    )  # fmt: skip
+    reports = json.loads(cluster.kubectl("get", "diag", "-n", namespace, "-o", "json").stdout)[
+        "items"
+    ]
+    assert [r["metadata"]["name"] for r in reports] == ["deployment-fleet-crashloopbackoff"]
+
+
+def test_fixing_resolves_the_report_and_breaking_again_reopens_it(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.apply(deployment("flaky", namespace, simulate="CrashLoopBackOff"))
+    first = wait_for_report(cluster, namespace, "flaky", "CrashLoopBackOff", operator=operator)
+    uid = first["metadata"]["uid"]
+    cluster.apply(deployment("flaky", namespace, image="registry.example/flaky:1.0.1"))
+
+    def phase(expected: str) -> dict[str, Any] | None:
+        report = report_of(cluster, namespace, "flaky", "CrashLoopBackOff")
+        return report if report.get("status", {}).get("phase") == expected else None
+
+    resolved = wait_until(lambda: phase("Resolved"), what="the report Resolved", timeout=90)
+    assert resolved["status"]["resolvedAt"]
+    cluster.apply(deployment("flaky", namespace, simulate="CrashLoopBackOff",
+                             image="registry.example/flaky:1.0.2"))  # fmt: skip
+    reopened = wait_until(lambda: phase("Open"), what="the report re-opened", timeout=90)
+    assert reopened["metadata"]["uid"] == uid, "a relapse re-opens the same report"
+    assert reopened["status"]["occurrences"] == 2
+
+
+def test_a_sigkill_mid_burst_loses_and_duplicates_nothing(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    burst = [f"burst-{i}" for i in range(6)]
+    for name in burst[:4]:
+        cluster.apply(deployment(name, namespace, simulate="CrashLoopBackOff"))
+    wait_until(lambda: any(report_of(cluster, namespace, n, "CrashLoopBackOff") for n in burst[:4]),
+               what="the first report of the burst")  # fmt: skip
+    operator.kill()
+    # Broken while the operator is down: must be diagnosed from kopf's initial listing.
+    for name in burst[4:]:
+        cluster.apply(deployment(name, namespace, simulate="CrashLoopBackOff"))
+    operator.start()
+    for name in burst:
+        wait_for_report(cluster, namespace, name, "CrashLoopBackOff", operator=operator)
+    reports = json.loads(cluster.kubectl("get", "diag", "-n", namespace, "-o", "json").stdout)[
+        "items"
+    ]
+    assert sorted(r["metadata"]["name"] for r in reports) == sorted(
+        f"deployment-{name}-crashloopbackoff" for name in burst
+    )
+    assert {r["status"]["occurrences"] for r in reports} == {1}
+
+
+def test_capture_then_diagnose_gives_the_same_root_cause(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str, tmp_path: Path
+) -> None:
+    cluster.apply(deployment("replay", namespace, simulate="ErrImagePull"))
+    live = wait_for_report(cluster, namespace, "replay", "ImagePullBackOff", operator=operator)
+    snapshot = tmp_path / "replay.json"
+    kubetriage = str(Path(sys.executable).parent / "kubetriage")
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    subprocess.run(
+        [kubetriage, "capture", "deployment/replay", "-n", namespace, "-o", str(snapshot)],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    offline = subprocess.run(
+        [kubetriage, "diagnose", "--snapshot", str(snapshot), "-o", "json"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    (report,) = json.loads(offline.stdout)["items"]
+    assert report["metadata"]["name"] == live["metadata"]["name"]
+    assert report["status"]["rootCause"] == live["status"]["rootCause"]
+    assert "Secret" not in {item["kind"] for item in json.loads(snapshot.read_text())["items"]}
+
+
+def test_the_operator_writes_nothing_but_reports_and_events(
+    cluster: LocalCluster, operator: OperatorProcess
+) -> None:
+    """Run last in this module: by now it has diagnosed every case above."""
+    requests = [e for e in cluster.audit_events() if e["user"]["username"] == OPERATOR_USER]
+    assert requests, "the audit log should show the operator's requests"
+    writes = {"create", "update", "patch", "delete", "deletecollection"}
+    offending = [
+        (e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("name"))
+        for e in requests
+        if e.get("objectRef")
+        and (
+            (
+                e["verb"] in writes
+                and e["objectRef"].get("resource") not in {"diagnosisreports", "events"}
+            )
+            or e["objectRef"].get("resource") == "secrets"
+        )
+    ]
+    assert offending == []
+    written = {
+        e["objectRef"]["resource"] for e in requests if e["verb"] in writes and e.get("objectRef")
+    }
+    assert written == {"diagnosisreports", "events"}
