@@ -23,6 +23,7 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # hack/, for localcluster
 from localcluster import SIMULATE, Binaries, LocalCluster, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

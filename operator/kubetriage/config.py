@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     resolve_after_seconds: float = Field(
         300.0, ge=0, description="how long a workload must be healthy before its report is Resolved"
     )
-    max_concurrent_diagnoses: int = Field(4, ge=1, description="diagnoses run at the same time")
+    max_concurrent_diagnoses: int = Field(16, ge=1, description="diagnoses run at the same time")
     health_port: int = Field(8080, ge=0, le=65535, description="port of the liveness endpoint")
     log_format: str = Field("json", pattern="^(json|console)$", description="json or console")
 

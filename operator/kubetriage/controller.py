@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import structlog
 
@@ -37,10 +40,14 @@ from kubetriage.reports import (
 from kubetriage.workloads import WorkloadRef, ref_of
 
 log = structlog.get_logger("kubetriage.controller")
+T = TypeVar("T")
 TrackerKey = tuple[str, str, str, Symptom]
 # A burst of pods of one workload arrives over a moment: wait this long after a change before
 # re-diagnosing, so 40 pods make one diagnosis rather than 40.
 COALESCE_SECONDS = 1.0
+# A diagnosis that failed (apiserver away, throttled) is retried after 2, 4, 8 ... 60 seconds.
+RETRY_BASE_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
 # Reports found open at start-up are resolved only if nothing shows their symptom by then.
 STARTUP_SETTLE_SECONDS = 15.0
 
@@ -56,6 +63,7 @@ class Tracker:
     first_seen: float | None = None
     healthy_since: float | None = None
     changed: bool = False
+    failures: int = 0
     task: asyncio.Task[None] | None = None
 
     @property
@@ -92,7 +100,28 @@ class Controller:
         self._pod_keys: dict[tuple[str, str], set[TrackerKey]] = {}
         self._deployment_uids: dict[tuple[str, str], str] = {}
         self._slots = asyncio.Semaphore(settings.max_concurrent_diagnoses)
+        # Diagnoses wait on the API, not the CPU: a pool of their own, sized to the concurrency,
+        # rather than asyncio's default of (cores + 4) threads shared with kopf.
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_diagnoses + 2, thread_name_prefix="diagnosis"
+        )
+        # Every report as this process last listed or wrote it, so that a diagnosis need not
+        # read its report back; complete once the start-up listing is done (one writer: this
+        # operator, or the leader of its replicas).
+        self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._all_reports_listed = False
         self.diagnoses = 0
+
+    async def _off_loop(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking API work on the diagnosis pool, never on the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(function, *args, **kwargs))
+
+    async def _stored_report(self, namespace: str, name: str) -> dict[str, Any] | None:
+        written = self._written.get((namespace, name))
+        if written is not None or self._all_reports_listed:
+            return written
+        return await self._off_loop(self.store.get, namespace, name)
 
     # -- watch events ---------------------------------------------------------------------------
 
@@ -194,10 +223,20 @@ class Controller:
             try:
                 async with self._slots:
                     await self._diagnose(tracker)
-            except Exception:  # a failed diagnosis is retried on the next change, not fatal
+                tracker.failures = 0
+            except Exception:  # e.g. the apiserver was briefly away: retry, never give up
+                tracker.failures += 1
+                tracker.changed = True
                 log.exception(
-                    "diagnosis failed", target=str(tracker.target), symptom=tracker.symptom.value
+                    "diagnosis failed; will retry",
+                    target=str(tracker.target),
+                    symptom=tracker.symptom.value,
+                    attempt=tracker.failures,
                 )
+                await asyncio.sleep(
+                    min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**tracker.failures)
+                )
+                continue
             if tracker.changed:
                 await asyncio.sleep(COALESCE_SECONDS)
 
@@ -209,15 +248,14 @@ class Controller:
             pods=list(tracker.pods.values()),
         )
         started = time.perf_counter()
-        finding = await asyncio.to_thread(
+        finding = await self._off_loop(
             diagnose_problem, self.reader_factory(), problem, self.options
         )
         fresh = build_report(finding)
-        existing = await asyncio.to_thread(
-            self.store.get, fresh.metadata.namespace, fresh.metadata.name
-        )
+        key = (fresh.metadata.namespace, fresh.metadata.name)
+        existing = await self._stored_report(*key)
         report, change = merge_with_existing(fresh, existing, datetime.now(UTC))
-        await asyncio.to_thread(self.store.apply, report)
+        self._written[key] = await self._off_loop(self.store.apply, report)
         self.diagnoses += 1
         status = report.status
         assert status is not None
@@ -235,7 +273,7 @@ class Controller:
                 f"DiagnosisReport {report.metadata.name}: {status.root_cause.category.value} — "
                 f"{status.root_cause.summary}"
             )
-            await asyncio.to_thread(
+            await self._off_loop(
                 self.store.emit_event, finding.target, reason="Diagnosed", message=message
             )
 
@@ -250,20 +288,17 @@ class Controller:
         await asyncio.sleep(delay)
         if tracker.active:
             return
-        existing = await asyncio.to_thread(
-            self.store.get, tracker.target.namespace, tracker.report_name
-        )
+        key = (tracker.target.namespace, tracker.report_name)
+        existing = await self._stored_report(*key)
         summary = (
             f"No pod of {tracker.target.kind}/{tracker.target.name} has shown "
             f"{tracker.symptom.value} for {delay:.0f}s."
         )
         status = resolved_status(existing, datetime.now(UTC), summary) if existing else None
         if status is not None:
-            await asyncio.to_thread(
-                self.store.apply_status, tracker.target.namespace, tracker.report_name, status
-            )
+            self._written[key] = await self._off_loop(self.store.apply_status, *key, status)
             log.info("resolved", report=f"{tracker.target.namespace}/{tracker.report_name}")
-            await asyncio.to_thread(
+            await self._off_loop(
                 self.store.emit_event,
                 tracker.target,
                 reason="Resolved",
@@ -277,7 +312,8 @@ class Controller:
         is resolved once the initial listing has had time to show it is still failing."""
         namespaces: list[str | None] = list(self.settings.namespaces) or [None]
         for namespace in namespaces:
-            for report in await asyncio.to_thread(self.store.list, namespace):
+            for report in await self._off_loop(self.store.list, namespace):
+                self._written[(str(meta(report).get("namespace")), name_of(report))] = report
                 status, spec = report.get("status") or {}, report.get("spec") or {}
                 target = spec.get("target") or {}
                 if status.get("phase") != "Open" or not target.get("name"):
@@ -299,6 +335,7 @@ class Controller:
                     tracker.healthy_since = self.clock()
                     delay = max(STARTUP_SETTLE_SECONDS, self.settings.resolve_after_seconds)
                     self._schedule_resolution(tracker, delay)
+        self._all_reports_listed = True
 
     async def close(self) -> None:
         """Cancel every pending timer and wait for running diagnoses to stop."""
@@ -308,3 +345,4 @@ class Controller:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -7,6 +7,7 @@ messages as Events is off, so the operator's only writes are its reports and its
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -14,7 +15,7 @@ import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
-from kubetriage.clients.kube import LiveClusterReader
+from kubetriage.clients.kube import LiveClusterReader, SharedCache
 from kubetriage.clients.report_store import ReportStore
 from kubetriage.config import Settings
 from kubetriage.controller import Controller
@@ -29,11 +30,14 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.networking.request_timeout = 30
     options = Settings()
     api = _api_client()
+    shared = SharedCache()
     memo.controller = Controller(
         options,
         ReportStore(api),
-        lambda: LiveClusterReader(api, cluster_name=options.cluster_name),
+        lambda: LiveClusterReader(api, cluster_name=options.cluster_name, shared=shared),
     )
+    # Import the API client's modules and open a connection now, not in the first diagnosis.
+    await asyncio.to_thread(memo.controller.reader_factory().namespace, "default")
     await memo.controller.adopt_open_reports()
 
 

@@ -30,9 +30,11 @@ def configure_logging(log_format: str = "json", level: int = logging.INFO) -> No
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=shared,
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # kopf logs every handler call on every object at INFO: one line per pod event.
+    logging.getLogger("kopf.objects").setLevel(max(level, logging.WARNING))

@@ -11,9 +11,11 @@ The reader never exposes Secret data: `secret_exists` answers existence only.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from kubernetes import client
 from kubernetes.client import ApiClient
@@ -123,6 +125,7 @@ class LiveClusterReader:
         *,
         cluster_name: str = "default",
         history: MetricHistory | None = None,
+        shared: SharedCache | None = None,
         log_limit_bytes: int = 256 * 1024,
         log_tail_lines: int = 500,
         request_timeout: float = 10.0,
@@ -133,6 +136,7 @@ class LiveClusterReader:
         self._storage = client.StorageV1Api(api)
         self._cluster_name = cluster_name
         self._history = history
+        self._shared = shared
         self._log_limit_bytes = log_limit_bytes
         self._log_tail_lines = log_tail_lines
         self._timeout = request_timeout
@@ -142,7 +146,7 @@ class LiveClusterReader:
     def _json(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         self.requests += 1
         response = method(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
-        return json.loads(response.data)
+        return json.loads(_body(response))
 
     def _read(self, key: tuple[Any, ...], method: Callable[..., Any], *args: Any) -> Any:
         """GET one object, memoized; None when it does not exist."""
@@ -179,8 +183,14 @@ class LiveClusterReader:
         return self._cluster_name
 
     def namespace(self, name: str) -> KubeObject | None:
-        """A Namespace."""
+        """A Namespace (its labels change rarely: shared between readers for a while)."""
+        if self._shared is not None:
+            cached = self._shared.get(("ns", name))
+            if cached is not None:
+                return cast(KubeObject | None, cached[0])
         found: KubeObject | None = self._read(("ns", name), self._core.read_namespace, name)
+        if self._shared is not None:
+            self._shared.put(("ns", name), (found,))
         return found
 
     def pods(self, namespace: str | None = None) -> list[KubeObject]:
@@ -326,7 +336,7 @@ class LiveClusterReader:
                     _preload_content=False,
                     _request_timeout=self._timeout,
                 )
-                self._memo[key] = bytes(response.data).decode("utf-8", "replace")
+                self._memo[key] = _body(response).decode("utf-8", "replace")
             except ApiException as error:
                 if error.status not in (400, 404):
                     raise
@@ -341,6 +351,41 @@ class LiveClusterReader:
         if self._history is None:
             return None
         return self._history.series(namespace, pod, container, metric)
+
+
+def _body(response: Any) -> bytes:
+    """A raw response's body. The connection goes back to the pool only when released: without
+    it, every request pays a new TLS handshake (5x the cost of the request itself)."""
+    try:
+        return bytes(response.data)
+    finally:
+        response.release_conn()
+
+
+class SharedCache:
+    """A small time-bounded cache shared by the readers of many diagnoses, for objects that
+    change rarely (Namespaces): a burst of 50 diagnoses then costs one GET, not 50."""
+
+    def __init__(
+        self, ttl_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[tuple[str, ...], tuple[float, tuple[Any, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """The cached value (boxed in a tuple, so None can be cached), or None when stale."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or self._clock() - entry[0] > self._ttl:
+                return None
+            return entry[1]
+
+    def put(self, key: tuple[str, ...], value: tuple[Any, ...]) -> None:
+        """Remember a value from now on."""
+        with self._lock:
+            self._entries[key] = (self._clock(), value)
 
 
 class MetricHistory(Protocol):

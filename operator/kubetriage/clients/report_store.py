@@ -7,7 +7,6 @@ overwritten and a crash between the two leaves a report that the next pass compl
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -137,11 +136,9 @@ class ReportStore:
         except ApiException as error:
             if error.status != 409:
                 raise
-            existing = json.loads(
-                core.read_namespaced_event(
-                    name, target.namespace, _preload_content=False, _request_timeout=self._timeout
-                ).data
-            )
+            existing = core.read_namespaced_event(
+                name, target.namespace, _request_timeout=self._timeout
+            ).to_dict()
             patch = {
                 "message": event["message"],
                 "lastTimestamp": now,
