@@ -5,17 +5,17 @@ template, a `kubectl rollout undo` to the revision that last worked, how to vali
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetriage.models import Category, Patch, PatchTarget, PatchType, Recommendation
+from kubetriage.models import Category, Patch, Recommendation
 from kubetriage.playbooks._crashloop_checks import (
     ConfigRef,
     DependencyCheck,
     RevisionChange,
 )
+from kubetriage.playbooks.base import strategic_patch
 from kubetriage.policy import ChangeScope, Touch
 from kubetriage.redact import redact
 from kubetriage.workloads import WorkloadRef
@@ -96,16 +96,7 @@ def template_patch(facts: Facts, fields: dict[str, Any]) -> Patch | None:
         return None
     key = "initContainers" if facts.init else "containers"
     body = {"spec": {"template": {"spec": {key: [{"name": facts.container, **fields}]}}}}
-    return Patch(
-        type=PatchType.STRATEGIC,
-        target=PatchTarget(
-            api_version=target.api_version,
-            kind=target.kind,
-            name=target.name,
-            namespace=target.namespace,
-        ),
-        content=json.dumps(body, separators=(",", ":")),
-    )
+    return strategic_patch(target, body)
 
 
 def patch_rollback(facts: Facts) -> str:

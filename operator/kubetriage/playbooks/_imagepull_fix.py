@@ -8,23 +8,20 @@ carry a password: the Secret is made from a docker config file).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
-from kubetriage.models import Category, Patch, PatchTarget, PatchType, Recommendation
+from kubetriage.models import Category, Patch, Recommendation
 from kubetriage.playbooks._imagepull_messages import (
     invalid_reason,
     parse_image,
     suggested_reference,
 )
+from kubetriage.playbooks.base import recommendation, strategic_patch
 from kubetriage.policy import ChangeScope, Touch
-from kubetriage.redact import redact
 from kubetriage.workloads import WorkloadRef
 
 _TEMPLATED = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
-_PATCH_LIMIT = 16384
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ def recommend(category: Category, facts: Facts) -> tuple[Recommendation, ChangeS
 def _not_found(facts: Facts) -> tuple[Recommendation, ChangeScope]:
     if facts.never_pull:
         patch = _container_patch(facts, {"imagePullPolicy": "IfNotPresent"})
-        return _recommendation(
+        return recommendation(
             summary=f"Set imagePullPolicy of container {facts.container} to IfNotPresent: with "
             f"Never the kubelet only runs {facts.image} if it is already on the node, and it "
             "is not.",
@@ -100,7 +97,7 @@ def _not_found(facts: Facts) -> tuple[Recommendation, ChangeScope]:
         return back
     ref = parse_image(facts.image)
     repo = ref.name if ref else facts.image
-    return _recommendation(
+    return recommendation(
         summary=f"Push {facts.image} to the registry, or point container {facts.container} at a "
         f"tag that exists in {repo} (list them with `crane ls {repo}`).",
         command=_set_image(facts, f"{repo}:<existing tag>"),
@@ -117,7 +114,7 @@ def _unauthorized(facts: Facts) -> tuple[Recommendation, ChangeScope]:
     hint = _registry_hint(server)
     if creds.missing:
         name = creds.missing[0]
-        return _recommendation(
+        return recommendation(
             summary=f"Create the pull secret {name} in namespace {facts.target.namespace}: the pod "
             f"references it but it does not exist, so the kubelet pulled from {server} without "
             "credentials." + hint,
@@ -138,7 +135,7 @@ def _unauthorized(facts: Facts) -> tuple[Recommendation, ChangeScope]:
             if creds.neighbour_secret
             else (f" Create it first: {_create_secret(name, facts.target.namespace, server)}.")
         )
-        return _recommendation(
+        return recommendation(
             summary=f"Neither the pod nor ServiceAccount {creds.service_account} has "
             f"imagePullSecrets: add {origin} to the pod template.{make}{hint}",
             patch=patch,
@@ -151,7 +148,7 @@ def _unauthorized(facts: Facts) -> tuple[Recommendation, ChangeScope]:
     names = ", ".join(creds.configured)
     first = creds.configured[0]
     repository = ref.repository if ref else facts.image
-    return _recommendation(
+    return recommendation(
         summary=f"The registry {server} refused the credentials in {names}: renew them (expired "
         f"or rotated token) and make sure that account may pull {repository}." + hint,
         command=_create_secret(first, facts.target.namespace, server, replace=True),
@@ -181,7 +178,7 @@ def _unreachable(facts: Facts) -> tuple[Recommendation, ChangeScope]:
         else "fix the DNS record, firewall or proxy between the nodes and the registry, or bring "
         "the registry back"
     )
-    return _recommendation(
+    return recommendation(
         summary=f"The nodes cannot reach {host}: {facts.meaning}. Check from inside the cluster, "
         f"then {fix}; the kubelet retries the pull on its own.",
         command=f"kubectl run registry-check -n {facts.target.namespace} --rm -i --restart=Never "
@@ -197,7 +194,7 @@ def _rate_limited(facts: Facts) -> tuple[Recommendation, ChangeScope]:
     creds = facts.credentials
     if creds.configured:
         mirror = f"<your registry>/{ref.repository}:{ref.version}" if ref else "<mirror>"
-        return _recommendation(
+        return recommendation(
             summary=f"{host} rate-limits even the account in {', '.join(creds.configured)}: "
             f"mirror {facts.image} into a registry you run (or a pull-through cache) and use it.",
             command=f"crane copy {facts.image} {mirror}",
@@ -206,7 +203,7 @@ def _rate_limited(facts: Facts) -> tuple[Recommendation, ChangeScope]:
         ), ChangeScope(touches=frozenset({Touch.IMAGE}))
     name = f"{_secret_name(host)}-pull"
     patch = _template_patch(facts, {"imagePullSecrets": [{"name": name}]})
-    return _recommendation(
+    return recommendation(
         summary=f"Anonymous pulls from {host} hit its rate limit: pull with an account "
         f"(pull secret {name}) or from a mirror. Create the secret: "
         f"{_create_secret(name, facts.target.namespace, host)}.",
@@ -223,7 +220,7 @@ def _invalid(facts: Facts) -> tuple[Recommendation, ChangeScope]:
     if back is not None:
         return back
     fixed = suggested_reference(facts.image) or "<registry>/<repository>:<tag>"
-    return _recommendation(
+    return recommendation(
         summary=f"Set a valid image on container {facts.container}: {facts.image!r} is rejected "
         f"because {why}.",
         command=_set_image(facts, fixed),
@@ -250,7 +247,7 @@ def _image_back(facts: Facts, why: str) -> tuple[Recommendation, ChangeScope] | 
             f"{facts.target.name} -n {facts.target.namespace} --to-revision={revisions.previous}."
         )
     patch = _container_patch(facts, {"image": previous})
-    return _recommendation(
+    return recommendation(
         summary=f"Set container {facts.container} back to {previous} (revision "
         f"{revisions.previous}, {ran}): {why}.{undo}",
         patch=patch,
@@ -274,19 +271,7 @@ def _template_patch(facts: Facts, pod_spec: dict[str, object]) -> Patch | None:
         body = {"spec": pod_spec}
     else:
         return None
-    content = json.dumps(body, separators=(",", ":"))
-    if len(content) > _PATCH_LIMIT:
-        return None
-    return Patch(
-        type=PatchType.STRATEGIC,
-        target=PatchTarget(
-            api_version=target.api_version,
-            kind=target.kind,
-            name=target.name,
-            namespace=target.namespace,
-        ),
-        content=content,
-    )
+    return strategic_patch(target, body)
 
 
 def _only_images(pod_spec: dict[str, object]) -> bool:
@@ -366,17 +351,3 @@ def _validation(facts: Facts, first: str | None = None) -> str:
         f"for {facts.image}; the pods' {facts.container} container is Running"
     )
     return "; then ".join(steps)
-
-
-_TEXT_LIMITS = {"summary": 1024, "command": 2048, "rollback": 2048, "validation": 2048}
-
-
-def _recommendation(**fields: Any) -> Recommendation:
-    """A Recommendation with every text redacted and clipped to the CRD's limits: cluster text
-    (images, refusal messages) can be any length."""
-    for key, limit in _TEXT_LIMITS.items():
-        value = fields.get(key)
-        if isinstance(value, str):
-            value = redact(value)
-            fields[key] = value if len(value) <= limit else value[: limit - 1] + "…"
-    return Recommendation(**fields)

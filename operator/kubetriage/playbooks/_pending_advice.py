@@ -13,9 +13,9 @@ from collections import Counter
 from typing import Any
 
 from kubetriage.clients.kube import KubeObject
-from kubetriage.models import Patch, PatchTarget, PatchType, Recommendation
+from kubetriage.models import Patch, Recommendation
 from kubetriage.playbooks._pending_placement import node_labels
-from kubetriage.playbooks.base import Context
+from kubetriage.playbooks.base import Context, strategic_patch
 from kubetriage.redact import redact
 from kubetriage.workloads import WorkloadRef
 
@@ -73,19 +73,7 @@ def template_patch(
     """A strategic merge patch of the pod template (or, with `pod_ok`, of a bare Pod's spec)."""
     if target.kind not in _TEMPLATE_KINDS and not (pod_ok and target.kind == "Pod"):
         return None
-    content = json.dumps(_body(target, fragment), separators=(",", ":"))
-    if redact(content) != content or len(content) > 16384:
-        return None
-    return Patch(
-        type=PatchType.STRATEGIC,
-        target=PatchTarget(
-            api_version=target.api_version,
-            kind=target.kind,
-            name=target.name,
-            namespace=target.namespace,
-        ),
-        content=content,
-    )
+    return strategic_patch(target, _body(target, fragment))
 
 
 def patch_command(target: WorkloadRef, fragment: dict[str, Any]) -> str:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import shlex
 from decimal import Decimal
-from typing import Any
 
 from kubetriage.models import Recommendation
 from kubetriage.playbooks._rollout_quota import QuotaFailure, QuotaNeed, quantity
+from kubetriage.playbooks.base import recommendation
 from kubetriage.policy import ChangeScope, Touch
-from kubetriage.redact import redact
 from kubetriage.workloads import WorkloadRef
 
 
@@ -44,7 +43,7 @@ def rollback(
     listing = f"kubectl get rs -n {target.namespace}" + (
         f" -l {shlex.quote(selector)}" if selector else ""
     )
-    return _recommendation(
+    return recommendation(
         summary=f"Roll deployment/{target.name} back to revision {to_revision}: {why}.",
         command=command,
         rollback=f"To roll forward again once the new revision is fixed: {again} (the rollback "
@@ -57,7 +56,7 @@ def rollback(
 
 def fix_forward(target: WorkloadRef, why: str) -> tuple[Recommendation, ChangeScope]:
     """No earlier revision to roll back to: the pod-level failure must be fixed."""
-    return _recommendation(
+    return recommendation(
         summary=f"No earlier revision of deployment/{target.name} to roll back to: {why}. "
         "Fix the pod-level failure (its own report names the change).",
         command=f"kubectl describe {_deployment(target)}",
@@ -68,7 +67,7 @@ def fix_forward(target: WorkloadRef, why: str) -> tuple[Recommendation, ChangeSc
 
 def read_history(target: WorkloadRef) -> tuple[Recommendation, ChangeScope]:
     """The ReplicaSets are not readable: the history names the revision to return to."""
-    return _recommendation(
+    return recommendation(
         summary=f"The ReplicaSets of deployment/{target.name} are not readable here: list the "
         "rollout history, then roll back to the last revision that ran "
         f"(kubectl rollout undo {_deployment(target)} --to-revision=<revision>).",
@@ -108,7 +107,7 @@ def raise_quota(
         if replica_set
         else f"kubectl get events -n {ns} --field-selector reason=FailedCreate"
     )
-    return _recommendation(
+    return recommendation(
         summary=f"Raise ResourceQuota {failure.quota} ({change}) so the {missing_pods} missing "
         f"pod(s) of deployment/{target.name} can be created.{alternative}",
         command=patch + shlex.quote(json.dumps({"spec": {"hard": new}}, separators=(",", ":"))),
@@ -123,7 +122,7 @@ def quota_has_room(
 ) -> tuple[Recommendation, ChangeScope]:
     """The quota refused pods, but its current numbers would admit them: nothing to raise yet."""
     ns = target.namespace
-    return _recommendation(
+    return recommendation(
         summary=f"ResourceQuota {failure.quota} refused pods of deployment/{target.name}, but its "
         "current used/hard would admit them: the ReplicaSet controller retries on its own. If "
         "FailedCreate continues, another workload is taking the room: compare the quota's users.",
@@ -162,23 +161,9 @@ def set_resources(
             f"deployment/{target.name}'s {resource} {kind} within it, or change the LimitRange."
         )
         command = f"kubectl set resources {_deployment(target)} {flag}--{kind}={resource}={bound}"
-    return _recommendation(
+    return recommendation(
         summary=summary,
         command=command,
         rollback=f"kubectl rollout undo {_deployment(target)}",
         validation=f"{_status(target)}; no new FailedCreate events in {ns}.",
     ), ChangeScope(touches=frozenset({Touch.RESOURCES}))
-
-
-_TEXT_LIMITS = {"summary": 1024, "command": 2048, "rollback": 2048, "validation": 2048}
-
-
-def _recommendation(**fields: Any) -> Recommendation:
-    """A Recommendation with every text redacted and clipped to the CRD's limits: cluster text
-    (images, refusal messages) can be any length."""
-    for key, limit in _TEXT_LIMITS.items():
-        value = fields.get(key)
-        if isinstance(value, str):
-            value = redact(value)
-            fields[key] = value if len(value) <= limit else value[: limit - 1] + "…"
-    return Recommendation(**fields)

@@ -8,10 +8,11 @@ one root cause with its confidence, ranked alternatives, and a recommendation.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from kubetriage.clients.kube import ClusterReader, KubeObject
 from kubetriage.detect import DetectedSymptom
@@ -19,6 +20,9 @@ from kubetriage.models import (
     Category,
     Evidence,
     EvidenceSource,
+    Patch,
+    PatchTarget,
+    PatchType,
     Recommendation,
     RootCause,
     Step,
@@ -106,6 +110,40 @@ class Conclusion:
     alternatives: tuple[RootCause, ...] = ()
     recommendation: Recommendation | None = None
     scope: ChangeScope = field(default_factory=ChangeScope)
+
+
+_RECOMMENDATION_TEXT_LIMITS = {"summary": 1024, "command": 2048, "rollback": 2048,
+                               "validation": 2048}  # fmt: skip
+PATCH_LIMIT = 16384
+
+
+def recommendation(**fields: Any) -> Recommendation:
+    """A Recommendation with every text redacted and clipped to the CRD's limits: text built
+    from the cluster (images, refusal messages) can be any length and carry anything."""
+    for key, limit in _RECOMMENDATION_TEXT_LIMITS.items():
+        value = fields.get(key)
+        if isinstance(value, str):
+            fields[key] = _clip(redact(value), limit)
+    return Recommendation(**fields)
+
+
+def strategic_patch(target: WorkloadRef, body: dict[str, Any]) -> Patch | None:
+    """A strategic merge patch of the target, or None when it cannot be shown as it is: too
+    long for a report, or carrying something redaction would change (a patch must apply as
+    written, so a redacted one is worse than none)."""
+    content = json.dumps(body, separators=(",", ":"))
+    if len(content) > PATCH_LIMIT or redact(content) != content:
+        return None
+    return Patch(
+        type=PatchType.STRATEGIC,
+        target=PatchTarget(
+            api_version=target.api_version,
+            kind=target.kind,
+            name=target.name,
+            namespace=target.namespace,
+        ),
+        content=content,
+    )
 
 
 def cause(category: Category, summary: str, confidence: float) -> RootCause:
