@@ -41,7 +41,7 @@ def wait_for_report(
     symptom: str,
     *,
     operator: OperatorProcess | None = None,
-    timeout: float = 60.0,
+    timeout: float = 90.0,
 ) -> dict[str, Any]:
     """Wait until the report exists with a status; on time-out, show the operator's log."""
 
