@@ -58,7 +58,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="kubetriage-demo-"))
     print(f"starting a local control plane in {workdir} ...", flush=True)
     with LocalCluster(workdir, Binaries.find()) as cluster:
-        for index in range(2):
+        # More GPU nodes than general ones, so the taint is what blocks most nodes.
+        for index in range(4):
             cluster.create_node(
                 f"kwok-gpu-{index}",
                 labels={"pool": "gpu"},
