@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubetriage.models import Symptom
@@ -68,10 +68,21 @@ class Settings(BaseSettings):
         300.0, ge=0, description="how long a workload must be healthy before its report is Resolved"
     )
     max_concurrent_diagnoses: int = Field(16, ge=1, description="diagnoses run at the same time")
+    linear_api_url: str = Field(
+        "https://api.linear.app/graphql", description="Linear GraphQL endpoint"
+    )
+    linear_api_key: SecretStr | None = Field(
+        None, description="Linear API key (from a Secret); unset: escalations stay in reports"
+    )
+    linear_team_id: str | None = Field(None, description="team that issues are opened in")
+    linear_label_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated label ids added to every issue"
+    )
+    linear_timeout_seconds: float = Field(10.0, gt=0, description="timeout of one Linear request")
     health_port: int = Field(8080, ge=0, le=65535, description="port of the liveness endpoint")
     log_format: str = Field("json", pattern="^(json|console)$", description="json or console")
 
-    _split_lists = field_validator("namespaces", mode="before")(_split)
+    _split_lists = field_validator("namespaces", "linear_label_ids", mode="before")(_split)
 
     def grace_for(self, symptom: Symptom) -> float:
         """The grace period of one symptom: its own override, else the global one, else default."""

@@ -28,8 +28,10 @@ from kubetriage.clients.report_store import ReportStore
 from kubetriage.config import Settings
 from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
 from kubetriage.diagnosis import Options, Problem, diagnose_problem
-from kubetriage.models import Symptom
+from kubetriage.escalation import Escalator
+from kubetriage.models import DiagnosisReport, DryRun, Patch, Symptom
 from kubetriage.objects import meta, name_of
+from kubetriage.outbox import Outbox
 from kubetriage.reports import (
     ReportChange,
     build_report,
@@ -89,6 +91,8 @@ class Controller:
         store: ReportStore,
         reader_factory: Callable[[], ClusterReader],
         *,
+        escalator: Escalator | None = None,
+        dry_run: Callable[[Patch], DryRun] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -96,6 +100,7 @@ class Controller:
         self.reader_factory = reader_factory
         self.clock = clock
         self.options = Options(production_selector=settings.production_labels())
+        self.dry_run = dry_run
         self.trackers: dict[TrackerKey, Tracker] = {}
         self._pod_keys: dict[tuple[str, str], set[TrackerKey]] = {}
         self._deployment_uids: dict[tuple[str, str], str] = {}
@@ -110,12 +115,20 @@ class Controller:
         # operator, or the leader of its replicas).
         self._written: dict[tuple[str, str], dict[str, Any]] = {}
         self._all_reports_listed = False
+        self.outbox = Outbox(escalator, self._write_status, cluster_name=settings.cluster_name)
         self.diagnoses = 0
 
     async def _off_loop(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking API work on the diagnosis pool, never on the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(function, *args, **kwargs))
+
+    async def _write_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        stored = await self._off_loop(self.store.apply_status, namespace, name, status)
+        self._written[(namespace, name)] = stored
+        return stored
 
     async def _stored_report(self, namespace: str, name: str) -> dict[str, Any] | None:
         written = self._written.get((namespace, name))
@@ -251,11 +264,15 @@ class Controller:
         finding = await self._off_loop(
             diagnose_problem, self.reader_factory(), problem, self.options
         )
-        fresh = build_report(finding)
+        fresh = await self._with_dry_run(build_report(finding))
         key = (fresh.metadata.namespace, fresh.metadata.name)
         existing = await self._stored_report(*key)
         report, change = merge_with_existing(fresh, existing, datetime.now(UTC))
-        self._written[key] = await self._off_loop(self.store.apply, report)
+        stored = await self._off_loop(self.store.apply, report)
+        self._written[key] = stored
+        self._written[key] = await self.outbox.after_diagnosis(
+            stored, finding.classification, production=finding.production, change=change
+        )
         self.diagnoses += 1
         status = report.status
         assert status is not None
@@ -277,6 +294,20 @@ class Controller:
                 self.store.emit_event, finding.target, reason="Diagnosed", message=message
             )
 
+    async def _with_dry_run(self, report: DiagnosisReport) -> DiagnosisReport:
+        """The report with its patch checked by the apiserver under `dryRun=All`."""
+        status = report.status
+        recommendation = status.recommendation if status else None
+        if status is None or recommendation is None or recommendation.patch is None:
+            return report
+        if self.dry_run is None:
+            return report
+        result = await self._off_loop(self.dry_run, recommendation.patch)
+        checked = recommendation.model_copy(update={"dry_run": result})
+        return report.model_copy(
+            update={"status": status.model_copy(update={"recommendation": checked})}
+        )
+
     # -- resolution -----------------------------------------------------------------------------
 
     def _schedule_resolution(self, tracker: Tracker, delay: float) -> None:
@@ -296,7 +327,8 @@ class Controller:
         )
         status = resolved_status(existing, datetime.now(UTC), summary) if existing else None
         if status is not None:
-            self._written[key] = await self._off_loop(self.store.apply_status, *key, status)
+            stored = await self._write_status(*key, status)
+            await self.outbox.after_resolution(stored)
             log.info("resolved", report=f"{tracker.target.namespace}/{tracker.report_name}")
             await self._off_loop(
                 self.store.emit_event,
@@ -314,6 +346,7 @@ class Controller:
         for namespace in namespaces:
             for report in await self._off_loop(self.store.list, namespace):
                 self._written[(str(meta(report).get("namespace")), name_of(report))] = report
+                self.outbox.kick(report)  # an escalation left Pending by a crash is sent now
                 status, spec = report.get("status") or {}, report.get("spec") or {}
                 target = spec.get("target") or {}
                 if status.get("phase") != "Open" or not target.get("name"):
@@ -345,4 +378,5 @@ class Controller:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.outbox.close()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -8,6 +8,7 @@ messages as Events is off, so the operator's only writes are its reports and its
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -16,9 +17,11 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
 from kubetriage.clients.kube import LiveClusterReader, SharedCache
-from kubetriage.clients.report_store import ReportStore
+from kubetriage.clients.linear import LinearClient
+from kubetriage.clients.report_store import ReportStore, dry_run_patch
 from kubetriage.config import Settings
 from kubetriage.controller import Controller
+from kubetriage.escalation import Escalator, LinearSettings
 
 
 @kopf.on.startup()
@@ -35,10 +38,25 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         options,
         ReportStore(api),
         lambda: LiveClusterReader(api, cluster_name=options.cluster_name, shared=shared),
+        escalator=_escalator(options),
+        dry_run=functools.partial(dry_run_patch, api),
     )
     # Import the API client's modules and open a connection now, not in the first diagnosis.
     await asyncio.to_thread(memo.controller.reader_factory().namespace, "default")
     await memo.controller.adopt_open_reports()
+
+
+def _escalator(options: Settings) -> Escalator | None:
+    """Linear, when both a key and a team are configured; else escalations stay in reports."""
+    if options.linear_api_key is None or not options.linear_team_id:
+        return None
+    client = LinearClient(
+        options.linear_api_key.get_secret_value(),
+        url=options.linear_api_url,
+        timeout=options.linear_timeout_seconds,
+    )
+    settings = LinearSettings(options.linear_team_id, tuple(options.linear_label_ids))
+    return Escalator(client, settings, options.cluster_name)
 
 
 def _api_client() -> ApiClient:

@@ -18,6 +18,8 @@ from kubetriage.diagnosis import Finding
 from kubetriage.models import (
     Condition,
     DiagnosisReport,
+    DryRun,
+    DryRunResult,
     Escalation,
     ObjectMeta,
     Phase,
@@ -73,6 +75,15 @@ def build_report(finding: Finding) -> DiagnosisReport:
             update={
                 "classes": list(finding.classification.classes),
                 "escalation_reason": finding.classification.reason,
+                # The operator replaces this with the apiserver's answer (dryRun=All);
+                # offline there is no apiserver to ask.
+                "dry_run": recommendation.dry_run
+                or DryRun(
+                    result=DryRunResult.SKIPPED,
+                    message="not dry-run: offline diagnosis"
+                    if recommendation.patch
+                    else "nothing to dry-run: the recommendation is a command",
+                ),
             }
         )
     owner_references = []
@@ -181,7 +192,8 @@ def merge_with_existing(
             "occurrences": max(1, occurrences),
             "first_seen": first_seen,
             "last_seen": now,
-            "escalation": escalation if change is not ReportChange.REOPENED else None,
+            # The same issue follows the report through relapses.
+            "escalation": escalation,
             "conditions": [
                 Condition(
                     type="Diagnosed",

@@ -125,6 +125,11 @@ def test_a_broken_workload_gets_one_report_with_its_root_cause(
         )
         assert report["status"]["phase"] == "Open"
         assert report["status"]["evidence"]
+        recommendation = report["status"]["recommendation"]
+        if "patch" in recommendation:
+            assert recommendation["dryRun"]["result"] == "Passed", recommendation["dryRun"]
+        else:
+            assert recommendation["dryRun"]["result"] == "Skipped"
         owner = report["metadata"]["ownerReferences"][0]
         assert (owner["kind"], owner["name"]) == ("Deployment", workload)
         table = cluster.kubectl("get", "diag", "-n", namespace).stdout
@@ -254,9 +259,12 @@ def test_the_operator_writes_nothing_but_reports_and_events(
     requests = [e for e in cluster.audit_events() if e["user"]["username"] == OPERATOR_USER]
     assert requests, "the audit log should show the operator's requests"
     writes = {"create", "update", "patch", "delete", "deletecollection"}
+    # A recommended patch is checked with dryRun=All: admission runs, nothing is stored.
+    dry_runs = [e for e in requests if "dryRun=All" in e.get("requestURI", "")]
+    persisted = [e for e in requests if e not in dry_runs]
     offending = [
         (e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("name"))
-        for e in requests
+        for e in persisted
         if e.get("objectRef")
         and (
             (
@@ -268,6 +276,9 @@ def test_the_operator_writes_nothing_but_reports_and_events(
     ]
     assert offending == []
     written = {
-        e["objectRef"]["resource"] for e in requests if e["verb"] in writes and e.get("objectRef")
+        e["objectRef"]["resource"] for e in persisted if e["verb"] in writes and e.get("objectRef")
     }
     assert written == {"diagnosisreports", "events"}
+    assert dry_runs, "the OOM case's patch should have been dry-run"
+    assert {e["verb"] for e in dry_runs} == {"patch"}
+    assert not any(e["objectRef"].get("resource") == "secrets" for e in dry_runs)
