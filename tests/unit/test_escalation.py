@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import planted_secrets
 from helpers import SCENARIOS_DIR
 from kubetriage.clients.linear import LinearClient
 from kubetriage.clients.snapshot import SnapshotReader
@@ -180,3 +181,28 @@ def test_an_autonomous_change_is_not_escalated() -> None:
     )
     assert escalation.state is EscalationState.NOT_REQUIRED
     assert escalation.markdown is None
+
+
+async def test_no_secret_planted_in_env_logs_or_events_reaches_linear(
+    standin: LinearStandin,
+) -> None:
+    (finding,) = diagnose(SnapshotReader.from_document(planted_secrets.snapshot()))
+    report = build_report(finding)
+    production = classify(ChangeScope(), production=True, namespace=report.metadata.namespace)
+    escalation = planned_escalation(
+        report,
+        production,
+        uid=UID,
+        cluster_name="c",
+        production=True,
+        linear_configured=True,
+        prior=None,
+    )
+    opened = await escalator(standin).deliver(report, escalation)
+    assert opened.state is EscalationState.OPENED
+    sent = "\n".join(request.body for request in standin.requests)
+    assert "visible-marker-" in sent, "the log excerpt should have reached the issue body"
+    leaked = [kind for kind, _, secret in planted_secrets.SECRETS if secret in sent]
+    assert leaked == []
+    assert not any(value in sent for value in planted_secrets.ENV_SECRETS.values())
+    assert "PrivateKeyMaterial" not in sent
