@@ -282,3 +282,18 @@ def test_the_operator_writes_nothing_but_reports_and_events(
     assert dry_runs, "the OOM case's patch should have been dry-run"
     assert {e["verb"] for e in dry_runs} == {"patch"}
     assert not any(e["objectRef"].get("resource") == "secrets" for e in dry_runs)
+
+
+def test_scan_prints_what_the_operator_would_write(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.apply(deployment("scanned", namespace, simulate="ErrImagePull"))
+    live = wait_for_report(cluster, namespace, "scanned", "ImagePullBackOff", operator=operator)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "kubetriage"), "scan", "-n", namespace, "-o", "json"],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    (scanned,) = json.loads(result.stdout)["items"]
+    assert scanned["metadata"]["name"] == live["metadata"]["name"]
+    assert scanned["status"]["rootCause"]["category"] == live["status"]["rootCause"]["category"]

@@ -24,6 +24,7 @@ from kubetriage.escalation import (
     planned_escalation,
 )
 from kubetriage.models import DiagnosisReport, Escalation, EscalationState
+from kubetriage.outbox import Outbox
 from kubetriage.policy import ChangeScope, Classification, classify
 from kubetriage.reports import build_report
 from linear_standin import DEFAULT_TEAM_ID, LinearStandin
@@ -206,3 +207,41 @@ async def test_no_secret_planted_in_env_logs_or_events_reaches_linear(
     assert leaked == []
     assert not any(value in sent for value in planted_secrets.ENV_SECRETS.values())
     assert "PrivateKeyMaterial" not in sent
+
+
+async def test_an_acknowledged_report_gets_no_more_updates(standin: LinearStandin) -> None:
+    report, classification = escalated_report()
+    sender = escalator(standin)
+    opened = await sender.deliver(report, pending(report, classification))
+    assert opened.state is EscalationState.OPENED
+    written: list[dict[str, object]] = []
+
+    async def write_status(
+        namespace: str, name: str, status: dict[str, object]
+    ) -> dict[str, object]:
+        written.append(status)
+        return {}
+
+    outbox = Outbox(sender, write_status, cluster_name="shop-prod")
+    assert report.status is not None
+    acknowledged = report.model_copy(
+        update={
+            "spec": report.spec.model_copy(update={"acknowledged": True}),
+            "status": report.status.model_copy(update={"escalation": opened}),
+        }
+    )
+    await outbox.after_resolution(acknowledged.to_api())
+    assert opened.issue_id is not None
+    assert standin.comments_on(opened.issue_id) == []
+    # A Pending escalation of an acknowledged report is not sent either.
+    still_pending = acknowledged.model_copy(
+        update={
+            "status": report.status.model_copy(
+                update={"escalation": pending(report, classification)}
+            )
+        }
+    )
+    outbox.kick(still_pending.to_api())
+    await outbox.close()
+    assert written == []
+    assert len(standin.issues_created()) == 1
