@@ -64,6 +64,7 @@ class OperatorProcess:
         self.log_path = log_dir / "operator.log"
         self.env = env
         self.health_port = free_port()
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         # Its own identity, so the audit log tells its requests from the tests' own.
         self.kubeconfig = cluster.issue_kubeconfig(
@@ -76,6 +77,7 @@ class OperatorProcess:
             **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "KUBETRIAGE_HEALTH_PORT": str(self.health_port),
+            "KUBETRIAGE_METRICS_PORT": str(self.metrics_port),
             "KUBETRIAGE_LOG_FORMAT": "json",
             **self.env,
         }
@@ -99,6 +101,18 @@ class OperatorProcess:
                 return False
 
         wait_until(healthy, timeout=60, what="the operator's liveness endpoint")
+
+    def scrape(self) -> dict[str, float]:
+        """The operator's /metrics, as {series: value} (series with their labels)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                samples[series] = float(value)
+        return samples
 
     def kill(self) -> None:
         """SIGKILL: no clean-up of any kind, as when a node dies."""

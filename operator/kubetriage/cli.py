@@ -109,10 +109,12 @@ def _cmd_run(_args: argparse.Namespace) -> int:
 
     import kubetriage.handlers  # noqa: F401, PLC0415 (registers the handlers)
     from kubetriage.config import Settings  # noqa: PLC0415
+    from kubetriage.metrics import serve as serve_metrics  # noqa: PLC0415
     from kubetriage.telemetry import configure_logging  # noqa: PLC0415
 
     settings = Settings()
     configure_logging(settings.log_format)
+    serve_metrics(settings.metrics_port)
     kopf.run(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,

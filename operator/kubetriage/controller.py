@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from kubetriage import metrics
 from kubetriage.clients.kube import ClusterReader, KubeObject
 from kubetriage.clients.report_store import ReportStore
 from kubetriage.config import Settings
@@ -123,11 +125,20 @@ class Controller:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(function, *args, **kwargs))
 
+    def _count_open_reports(self) -> None:
+        open_reports = sum(
+            1
+            for report in self._written.values()
+            if (report.get("status") or {}).get("phase") == "Open"
+        )
+        metrics.OPEN_REPORTS.set(open_reports)
+
     async def _write_status(
         self, namespace: str, name: str, status: dict[str, Any]
     ) -> dict[str, Any]:
         stored = await self._off_loop(self.store.apply_status, namespace, name, status)
         self._written[(namespace, name)] = stored
+        self._count_open_reports()
         return stored
 
     async def _stored_report(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -238,6 +249,7 @@ class Controller:
                     await self._diagnose(tracker)
                 tracker.failures = 0
             except Exception:  # e.g. the apiserver was briefly away: retry, never give up
+                metrics.DIAGNOSIS_FAILURES.inc()
                 tracker.failures += 1
                 tracker.changed = True
                 log.exception(
@@ -261,8 +273,13 @@ class Controller:
             pods=list(tracker.pods.values()),
         )
         started = time.perf_counter()
+        diagnosis_id = uuid.uuid4().hex[:12]
+        # Every log line of this diagnosis, here and in the outbox, carries its id.
+        structlog.contextvars.bind_contextvars(
+            diagnosis_id=diagnosis_id, target=str(tracker.target), symptom=tracker.symptom.value
+        )
         finding = await self._off_loop(
-            diagnose_problem, self.reader_factory(), problem, self.options
+            diagnose_problem, self.reader_factory(), problem, self.options, diagnosis_id
         )
         fresh = await self._with_dry_run(build_report(finding))
         key = (fresh.metadata.namespace, fresh.metadata.name)
@@ -276,6 +293,9 @@ class Controller:
         self.diagnoses += 1
         status = report.status
         assert status is not None
+        metrics.DIAGNOSES.labels(tracker.symptom.value, status.root_cause.category.value).inc()
+        metrics.DIAGNOSIS_SECONDS.observe(time.perf_counter() - started)
+        self._count_open_reports()
         log.info(
             "diagnosed",
             diagnosis_id=finding.diagnosis_id,

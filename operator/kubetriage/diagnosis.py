@@ -112,7 +112,9 @@ def _finished_job(reader: ClusterReader, target: WorkloadRef) -> bool:
     )
 
 
-def diagnose_problem(reader: ClusterReader, problem: Problem, options: Options) -> Finding:
+def diagnose_problem(
+    reader: ClusterReader, problem: Problem, options: Options, diagnosis_id: str | None = None
+) -> Finding:
     """Run the symptom's playbook over one problem and classify its recommendation."""
     target = problem.target
     workload = (
@@ -142,7 +144,7 @@ def diagnose_problem(reader: ClusterReader, problem: Problem, options: Options) 
         )
     since = [s.since for s in problem.sightings if s.since is not None]
     return Finding(
-        diagnosis_id=uuid.uuid4().hex[:12],
+        diagnosis_id=diagnosis_id or uuid.uuid4().hex[:12],
         target=target,
         symptom=problem.symptom,
         container=context.container,

@@ -16,6 +16,7 @@ import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
+from kubetriage import metrics
 from kubetriage.clients.kube import LiveClusterReader, SharedCache
 from kubetriage.clients.linear import LinearClient
 from kubetriage.clients.report_store import ReportStore, dry_run_patch
@@ -54,6 +55,7 @@ def _escalator(options: Settings) -> Escalator | None:
         options.linear_api_key.get_secret_value(),
         url=options.linear_api_url,
         timeout=options.linear_timeout_seconds,
+        on_outcome=lambda outcome: metrics.LINEAR_REQUESTS.labels(outcome).inc(),
     )
     settings = LinearSettings(options.linear_team_id, tuple(options.linear_label_ids))
     return Escalator(client, settings, options.cluster_name)
@@ -72,12 +74,14 @@ def _api_client() -> ApiClient:
 @kopf.on.event("", "v1", "pods")
 async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """Every pod event, including the initial listing (type None)."""
+    metrics.WATCH_EVENTS.labels("Pod", event.get("type") or "LISTED").inc()
     await memo.controller.on_pod(event.get("type"), event["object"])
 
 
 @kopf.on.event("apps", "v1", "deployments")
 async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """Every Deployment event, including the initial listing."""
+    metrics.WATCH_EVENTS.labels("Deployment", event.get("type") or "LISTED").inc()
     await memo.controller.on_deployment(event.get("type"), event["object"])
 
 

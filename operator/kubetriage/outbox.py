@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from kubetriage import metrics
 from kubetriage.escalation import Escalator, planned_escalation
 from kubetriage.models import DiagnosisReport, Escalation, EscalationState
 from kubetriage.policy import Classification
@@ -125,6 +126,7 @@ class Outbox:
 
     async def _write(self, report: DiagnosisReport, escalation: Escalation) -> Report:
         assert report.status is not None
+        metrics.ESCALATIONS.labels(escalation.state.value).inc()
         status = report.status.model_copy(update={"escalation": escalation})
         return await self.write_status(
             report.metadata.namespace, report.metadata.name, status.to_api()

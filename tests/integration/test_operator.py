@@ -297,3 +297,34 @@ def test_scan_prints_what_the_operator_would_write(
     (scanned,) = json.loads(result.stdout)["items"]
     assert scanned["metadata"]["name"] == live["metadata"]["name"]
     assert scanned["status"]["rootCause"]["category"] == live["status"]["rootCause"]["category"]
+
+
+def test_the_operators_metrics_move_with_its_work(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    def total(samples: dict[str, float], prefix: str) -> float:
+        return sum(v for k, v in samples.items() if k.startswith(prefix))
+
+    before = operator.scrape()
+    cluster.apply(deployment("metered", namespace, simulate="CrashLoopBackOff"))
+    wait_for_report(cluster, namespace, "metered", "CrashLoopBackOff", operator=operator)
+
+    def grown() -> dict[str, float] | None:
+        samples = operator.scrape()
+        grew = total(samples, "kubetriage_diagnoses_total") > total(
+            before, "kubetriage_diagnoses_total"
+        )
+        return samples if grew else None
+
+    after = wait_until(grown, what="kubetriage_diagnoses_total to grow")
+    assert total(after, "kubetriage_watch_events_total") > total(
+        before, "kubetriage_watch_events_total"
+    )
+    assert total(after, "kubetriage_diagnosis_duration_seconds_count") > total(
+        before, "kubetriage_diagnosis_duration_seconds_count"
+    )
+    assert any(
+        k.startswith("kubetriage_diagnoses_total{") and 'symptom="CrashLoopBackOff"' in k
+        for k in after
+    )
+    assert after["kubetriage_open_reports"] >= 1

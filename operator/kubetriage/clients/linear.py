@@ -180,6 +180,7 @@ class LinearClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
+        on_outcome: Callable[[str], None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -202,6 +203,7 @@ class LinearClient:
             },
         )
         self.attempts = 0  # every request sent, retries included: for metrics and logs
+        self._on_outcome = on_outcome
 
     def __repr__(self) -> str:
         return f"LinearClient(url={self._url!r})"
@@ -234,12 +236,20 @@ class LinearClient:
             attempt += 1
             self.attempts += 1
             try:
-                return await self._send(document, variables or {})
+                data = await self._send(document, variables or {})
             except LinearError as error:
+                self._report(_outcome(error))
                 error.attempts = attempt
                 if not error.retryable or attempt >= self._max_attempts:
                     raise
                 await self._sleep(self._delay(attempt - 1, error))
+                continue
+            self._report("ok")
+            return data
+
+    def _report(self, outcome: str) -> None:
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
 
     def _delay(self, retry: int, error: LinearError) -> float:
         # Full jitter spreads replicas that failed together; retry-after is Linear's floor.
@@ -503,3 +513,14 @@ def _created(data: Mapping[str, Any], field: str, entity: str) -> str:
     if not payload.get("success") or not created:
         raise LinearRequestError(f"Linear: {field} did not succeed", error_type="success false")
     return str(created["id"])
+
+
+def _outcome(error: LinearError) -> str:
+    """A bounded label for a failed request, for the operator's metrics."""
+    if isinstance(error, LinearRateLimited):
+        return "rate_limited"
+    if isinstance(error, LinearTransportError):
+        return "transport"
+    if isinstance(error, LinearAuthError):
+        return "auth"
+    return "request"
