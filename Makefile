@@ -9,7 +9,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-unit test-integration check format docs bench controlplane venv clean
+.PHONY: help demo test test-unit test-integration check format docs bench controlplane prometheus venv clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,6 +26,13 @@ venv: $(STAMP) ## Create .venv with kubetriage and its dev dependencies
 
 controlplane: ## Build (once, then cached) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok
 	bash hack/build-control-plane.sh >/dev/null
+
+prometheus: ## Prometheus and promtool (Debian's package) for the memory-history tests, when missing
+	@[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || { \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && \
+	  { $(SUDO) systemctl disable --now prometheus 2>/dev/null || true; }; }
+	@[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || { echo "prometheus/promtool could not be installed" >&2; exit 1; }
 
 check: $(STAMP) ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
@@ -44,10 +52,10 @@ bench: $(STAMP) ## Offline diagnosis benchmark (5,000 pods); results go in docs/
 test-unit: $(STAMP) ## Unit tests only (seconds; no cluster)
 	$(PY) -m pytest tests/unit
 
-test-integration: $(STAMP) controlplane ## Tests on the real local control plane
+test-integration: $(STAMP) controlplane prometheus ## Tests on the real local control plane
 	$(PY) -m pytest tests/integration
 
-test: $(STAMP) controlplane check ## Everything: lint, types, unit and integration tests
+test: $(STAMP) controlplane prometheus check ## Everything: lint, types, unit and integration tests
 	$(PY) -m pytest
 
 demo: $(STAMP) controlplane ## Start a local control plane and show kubetriage's reports (Ctrl-C stops it)

@@ -53,17 +53,21 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _live_reader(cluster_name: str | None = None) -> Any:
+def _live_reader() -> Any:
     from kubernetes import config as kube_config  # noqa: PLC0415
 
     from kubetriage.clients.kube import LiveClusterReader  # noqa: PLC0415
     from kubetriage.config import Settings  # noqa: PLC0415
+    from kubetriage.handlers import memory_history  # noqa: PLC0415
 
     try:
         api = kube_config.new_client_from_config()  # type: ignore[no-untyped-call]
     except kube_config.ConfigException as error:
         raise SystemExit(f"kubetriage: no usable kubeconfig: {error}") from error
-    return LiveClusterReader(api, cluster_name=cluster_name or Settings().cluster_name)
+    settings = Settings()
+    return LiveClusterReader(
+        api, cluster_name=settings.cluster_name, history=memory_history(settings)
+    )
 
 
 def _cmd_scan(args: argparse.Namespace) -> int:

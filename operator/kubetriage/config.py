@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         default_factory=list, description="comma-separated label ids added to every issue"
     )
     linear_timeout_seconds: float = Field(10.0, gt=0, description="timeout of one Linear request")
+    prometheus_url: str | None = Field(
+        None, description="Prometheus base URL for memory history; unset: no history"
+    )
+    prometheus_timeout_seconds: float = Field(5.0, gt=0, description="timeout of one query")
+    prometheus_window_seconds: float = Field(
+        21600.0, gt=0, description="how far back memory history is read"
+    )
     metrics_port: int = Field(9090, ge=0, le=65535, description="port of /metrics (0: off)")
     health_port: int = Field(8080, ge=0, le=65535, description="port of the liveness endpoint")
     log_format: str = Field("json", pattern="^(json|console)$", description="json or console")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -19,6 +20,7 @@ from kubernetes.client import ApiClient
 from kubetriage import metrics
 from kubetriage.clients.kube import LiveClusterReader, SharedCache
 from kubetriage.clients.linear import LinearClient
+from kubetriage.clients.prometheus import PrometheusHistory
 from kubetriage.clients.report_store import ReportStore, dry_run_patch
 from kubetriage.config import Settings
 from kubetriage.controller import Controller
@@ -35,10 +37,13 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     options = Settings()
     api = _api_client()
     shared = SharedCache()
+    history = memory_history(options)
     memo.controller = Controller(
         options,
         ReportStore(api),
-        lambda: LiveClusterReader(api, cluster_name=options.cluster_name, shared=shared),
+        lambda: LiveClusterReader(
+            api, cluster_name=options.cluster_name, shared=shared, history=history
+        ),
         escalator=_escalator(options),
         dry_run=functools.partial(dry_run_patch, api),
     )
@@ -59,6 +64,18 @@ def _escalator(options: Settings) -> Escalator | None:
     )
     settings = LinearSettings(options.linear_team_id, tuple(options.linear_label_ids))
     return Escalator(client, settings, options.cluster_name)
+
+
+def memory_history(options: Settings) -> PrometheusHistory | None:
+    """Memory history from Prometheus, when a URL is configured; one client for all readers."""
+    if not options.prometheus_url:
+        return None
+    return PrometheusHistory(
+        options.prometheus_url,
+        window=timedelta(seconds=options.prometheus_window_seconds),
+        timeout=options.prometheus_timeout_seconds,
+        on_request=lambda outcome: metrics.PROMETHEUS_REQUESTS.labels(outcome).inc(),
+    )
 
 
 def _api_client() -> ApiClient:

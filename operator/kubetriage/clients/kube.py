@@ -392,5 +392,8 @@ class MetricHistory(Protocol):
     """Where memory history comes from (Prometheus, in clients/prometheus.py)."""
 
     def series(self, namespace: str, pod: str, container: str, metric: str) -> list[Sample] | None:
-        """Samples of one container's metric; None when the source cannot answer."""
+        """Samples of one container's metric, [] when there is no such series.
+
+        Raises when the source fails (timeout, unreachable): the playbook says so as evidence.
+        """
         ...

@@ -245,13 +245,14 @@ def _read_history(
     investigation: Investigation,
 ) -> tuple[MemoryAnalysis | None, str | None]:
     series: dict[str, list[Sample]] = {}
-    no_source, empty, failed = 0, [], ""
+    no_source, empty, failed, unread = 0, [], "", []
     for pod in pods:
         name = name_of(pod)
         try:
             samples = context.reader.metric_series(context.namespace, name, container, METRIC)
         except Exception as error:  # a broken metrics source must not fail the diagnosis
             failed = f"{type(error).__name__}: {error}"
+            unread.append(name)
             continue
         if samples is None:
             no_source += 1
@@ -274,6 +275,12 @@ def _read_history(
     analysis = analyze_memory(series, limit, finished=stopped)
     for summary, detail in history_items(analysis, container, empty):
         investigation.add_evidence(EvidenceSource.PROMETHEUS, summary, detail)
+    if unread:
+        investigation.add_evidence(
+            EvidenceSource.PROMETHEUS,
+            f"the metrics source failed for pod(s) {', '.join(unread[:MAX_LISTED])} ({failed}): "
+            f"the history covers {len(series)} of {len(pods)} pod(s)",
+        )
     investigation.step(STEP_HISTORY, history_outcome(analysis))
     if analysis.pattern in {Pattern.NO_DATA, Pattern.TOO_FEW_SAMPLES, Pattern.INCONCLUSIVE}:
         gap = f"the memory history was {analysis.pattern.value} ({analysis.samples} usable samples)"
