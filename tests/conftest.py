@@ -7,27 +7,15 @@ fails the run instead, so a CI run can never pass by testing nothing.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from helpers import unavailable
 from localcluster import Binaries, ControlPlaneError, LocalCluster
 
 _clusters: list[LocalCluster] = []
-
-
-def in_ci() -> bool:
-    """True on CI, where nothing that needs a component may skip."""
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def unavailable(reason: str) -> None:
-    """Fail under CI, skip elsewhere: a component the test needs is not there."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: a missing component fails the run)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

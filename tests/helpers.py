@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+import pytest
 
 T = TypeVar("T")
 
@@ -34,3 +37,15 @@ def wait_until(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+
+
+def in_ci() -> bool:
+    """True on CI, where nothing that needs a component may skip."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def unavailable(reason: str) -> None:
+    """Fail under CI, skip elsewhere: a component the test needs is not there."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing component fails the run)", pytrace=False)
+    pytest.skip(reason)

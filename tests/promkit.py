@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -27,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import pytest
+from helpers import unavailable
+from localcluster import free_port
 
 INSTALL_HINT = "apt-get install -y --no-install-recommends prometheus"
 START_TIMEOUT = 30.0
@@ -38,17 +38,6 @@ MINIMAL_CONFIG = "global:\n  scrape_interval: 1h\n  evaluation_interval: 1h\nscr
 
 class PromkitError(RuntimeError):
     """promtool or prometheus failed; the message carries their output."""
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def unavailable(reason: str) -> None:
-    """Fail under CI, skip elsewhere (the convention of tests/conftest.py `unavailable`)."""
-    if _in_ci():
-        pytest.fail(f"{reason} (CI=true: a missing component fails the run)", pytrace=False)
-    pytest.skip(reason)
 
 
 @dataclass(frozen=True)
@@ -151,14 +140,6 @@ def create_blocks(series: Iterable[Series], data_dir: Path, binaries: Binaries) 
             f"{result.stdout}\n{result.stderr}"
         )
     return data_dir
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
