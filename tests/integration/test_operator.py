@@ -328,3 +328,18 @@ def test_the_operators_metrics_move_with_its_work(
         for k in after
     )
     assert after["kubetriage_open_reports"] >= 1
+
+
+def test_every_log_line_of_a_diagnosis_carries_its_id(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    cluster.apply(deployment("traced", namespace, simulate="ErrImagePull"))
+    wait_for_report(cluster, namespace, "traced", "ImagePullBackOff", operator=operator)
+    lines = [json.loads(line) for line in operator.logs(400).splitlines() if line.startswith("{")]
+    diagnosed = [
+        line for line in lines
+        if line.get("event") == "diagnosed" and line.get("report", "").startswith(f"{namespace}/")
+    ]  # fmt: skip
+    assert diagnosed, "the operator logs one JSON line per diagnosis"
+    assert all(len(line["diagnosis_id"]) == 12 for line in diagnosed)
+    assert all(line["target"] == f"deployment/traced -n {namespace}" for line in diagnosed)
