@@ -70,21 +70,19 @@ class ReportStore:
         body = report.to_api()
         status = body.pop("status", None)
         name, namespace = report.metadata.name, report.metadata.namespace
-        stored = self._custom.patch_namespaced_custom_object(
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            PLURAL,
-            name,
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=APPLY,
-            _request_timeout=self._timeout,
-        )
+        stored = self._apply(self._custom.patch_namespaced_custom_object, namespace, name, body)
         if status is not None:
             stored = self.apply_status(namespace, name, status)
         return cast(dict[str, Any], stored)
+
+    def _apply(self, patch: Any, namespace: str, name: str, body: dict[str, Any]) -> Any:
+        """Server-side apply as field manager `kubetriage`, taking over conflicting fields: the
+        operator is the only writer of what it applies."""
+        return patch(
+            API_GROUP, API_VERSION, namespace, PLURAL, name, body,
+            field_manager=FIELD_MANAGER, force=True, _content_type=APPLY,
+            _request_timeout=self._timeout,
+        )  # fmt: skip
 
     def apply_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Write a report's status (server-side apply on the status subresource)."""
@@ -94,17 +92,8 @@ class ReportStore:
             "metadata": {"name": name, "namespace": namespace},
             "status": status,
         }
-        stored = self._custom.patch_namespaced_custom_object_status(
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            PLURAL,
-            name,
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type=APPLY,
-            _request_timeout=self._timeout,
+        stored = self._apply(
+            self._custom.patch_namespaced_custom_object_status, namespace, name, body
         )
         return cast(dict[str, Any], stored)
 
