@@ -2,7 +2,7 @@
 # Builds the local Kubernetes control plane used by the tests and `make demo`, from the official
 # Go modules, with the machine's Go: no Docker, no downloads other than the Go module proxy.
 #
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl, helm
 #
 # Binaries are cached outside the repository, in $KUBETRIAGE_CACHE_DIR (default
 # ~/.cache/kubetriage)/k8s/v<version>/bin, keyed by the wrapper modules' go.sum so that a version
@@ -17,6 +17,7 @@ module_version() { awk -v m="$1" '($1 == m || ($1 == "require" && $2 == m)) {pri
 kube_version="$(module_version k8s.io/kubernetes "$toolchain/kubernetes/go.mod")"
 [ -n "$kube_version" ] || { echo "cannot read the Kubernetes version from $toolchain/kubernetes/go.mod" >&2; exit 1; }
 kwok_version="$(module_version sigs.k8s.io/kwok "$toolchain/kwok/go.mod")"
+helm_version="$(module_version helm.sh/helm/v3 "$toolchain/helm/go.mod")"
 
 cache_root="${KUBETRIAGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubetriage}"
 bin_dir="$cache_root/k8s/v$kube_version/bin"
@@ -88,6 +89,11 @@ for cmd in kwok kwokctl; do
 done
 if [ ${#kwok_missing[@]} -gt 0 ]; then
   build "$toolchain/kwok" "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version" "${kwok_missing[@]}"
+fi
+
+if ! have helm "$toolchain/helm"; then
+  # helm's own Makefile stamps the version the same way; without it `helm version` says v3.
+  build "$toolchain/helm" "-s -w -X helm.sh/helm/v3/internal/version.version=v$helm_version" helm.sh/helm/v3/cmd/helm
 fi
 
 log "control plane binaries ready in $bin_dir${KUBEBUILDER_ASSETS:+ (and $KUBEBUILDER_ASSETS)}"

@@ -43,6 +43,8 @@ COMPONENTS = (
     "kube-scheduler",
     "kubectl",
     "kwok",
+    # Not a cluster component, but the chart tests install with it and the same script builds it.
+    "helm",
 )
 SERVICE_CIDR = "10.0.0.0/24"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
