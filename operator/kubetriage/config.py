@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         300.0, ge=0, description="how long a workload must be healthy before its report is Resolved"
     )
     max_concurrent_diagnoses: int = Field(16, ge=1, description="diagnoses run at the same time")
+    dry_run: bool = Field(
+        True,
+        description="check each recommended patch with dryRun=All (needs patch RBAC on workloads)",
+    )
     linear_api_url: str = Field(
         "https://api.linear.app/graphql", description="Linear GraphQL endpoint"
     )

@@ -45,7 +45,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             api, cluster_name=options.cluster_name, shared=shared, history=history
         ),
         escalator=_escalator(options),
-        dry_run=functools.partial(dry_run_patch, api),
+        dry_run=functools.partial(dry_run_patch, api) if options.dry_run else None,
     )
     # Import the API client's modules and open a connection now, not in the first diagnosis.
     await asyncio.to_thread(memo.controller.reader_factory().namespace, "default")

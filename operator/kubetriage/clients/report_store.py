@@ -180,6 +180,15 @@ def dry_run_patch(api: ApiClient, patch: Patch, *, timeout: float = 10.0) -> Dry
         )  # fmt: skip
         response.release_conn()
     except ApiException as error:
+        if error.status == 403:
+            # Not a verdict on the patch: the operator was not granted `patch` (the chart's
+            # default), so say how to turn dry runs on instead of calling the change unsafe.
+            return DryRun(
+                result=DryRunResult.SKIPPED,
+                message=f"dry run not permitted ({_api_reason(error)}); grant patch on "
+                f"{patch.target.kind} (chart value rbac.dryRunPatches) or turn dry runs off "
+                "(KUBETRIAGE_DRY_RUN=false)",
+            )
         return DryRun(result=DryRunResult.FAILED, message=_api_reason(error))
     except (ValueError, OSError) as error:
         return DryRun(result=DryRunResult.SKIPPED, message=f"dry run not possible: {error}"[:2048])
