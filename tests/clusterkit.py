@@ -59,15 +59,24 @@ def wait_for_report(
 class OperatorProcess:
     """`kubetriage run` as a child process against the local cluster, as a user runs it."""
 
-    def __init__(self, cluster: LocalCluster, log_dir: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        log_dir: Path,
+        env: dict[str, str],
+        *,
+        kubeconfig: Path | None = None,
+        name: str = "operator",
+    ) -> None:
         self.cluster = cluster
-        self.log_path = log_dir / "operator.log"
+        self.log_path = log_dir / f"{name}.log"
         self.env = env
         self.health_port = free_port()
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        # Its own identity, so the audit log tells its requests from the tests' own.
-        self.kubeconfig = cluster.issue_kubeconfig(
+        # Its own identity, so the audit log tells its requests from the tests' own; a caller
+        # that proves RBAC passes a ServiceAccount's kubeconfig instead.
+        self.kubeconfig = kubeconfig or cluster.issue_kubeconfig(
             "operator", user=OPERATOR_USER, group="system:masters"
         )
 
