@@ -92,8 +92,15 @@ if [ ${#kwok_missing[@]} -gt 0 ]; then
 fi
 
 if ! have helm "$toolchain/helm"; then
-  # helm's own Makefile stamps the version the same way; without it `helm version` says v3.
-  build "$toolchain/helm" "-s -w -X helm.sh/helm/v3/internal/version.version=v$helm_version" helm.sh/helm/v3/cmd/helm
+  # helm's own Makefile stamps these: its version (else `helm version` says v3.x), and the
+  # Kubernetes version of its client-go as the default of `helm template` and `helm lint`
+  # (else v1.20, older than any cluster the chart supports).
+  client_go="$(module_version k8s.io/client-go "$toolchain/helm/go.mod")"
+  helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=v$helm_version"
+  for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$(echo "$client_go" | cut -d. -f2)"
+  done
+  build "$toolchain/helm" "$helm_ldflags" helm.sh/helm/v3/cmd/helm
 fi
 
 log "control plane binaries ready in $bin_dir${KUBEBUILDER_ASSETS:+ (and $KUBEBUILDER_ASSETS)}"
