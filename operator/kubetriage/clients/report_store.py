@@ -186,7 +186,7 @@ def dry_run_patch(api: ApiClient, patch: Patch, *, timeout: float = 10.0) -> Dry
             return DryRun(
                 result=DryRunResult.SKIPPED,
                 message=f"dry run not permitted ({_api_reason(error)}); grant patch on "
-                f"{patch.target.kind} (chart value rbac.dryRunPatches) or turn dry runs off "
+                f"{patch.target.kind} (chart value dryRun.enabled) or turn dry runs off "
                 "(KUBETRIAGE_DRY_RUN=false)",
             )
         return DryRun(result=DryRunResult.FAILED, message=_api_reason(error))
