@@ -34,10 +34,13 @@ prometheus: ## Prometheus and promtool (Debian's package) for the memory-history
 	  { $(SUDO) systemctl disable --now prometheus 2>/dev/null || true; }; }
 	@[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || { echo "prometheus/promtool could not be installed" >&2; exit 1; }
 
-check: $(STAMP) ## ruff and mypy --strict
+check: $(STAMP) ## ruff, mypy --strict, hadolint (Dockerfile), shellcheck (hack/kind-e2e.sh)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@[ -x $(VENV)/bin/hadolint ] && [ -x $(VENV)/bin/shellcheck ] || { echo "hadolint/shellcheck missing from $(VENV): rm $(STAMP) && make venv" >&2; exit 1; }
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/shellcheck hack/kind-e2e.sh
 
 format: $(STAMP) ## Apply ruff's formatting and autofixes
 	$(VENV)/bin/ruff format .
