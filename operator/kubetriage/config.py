@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubetriage.models import Symptom
+from kubetriage.namespaces import NamespaceSelection
 
 # How long a symptom must persist before it is diagnosed. A crash loop needs a few restarts to
 # be a loop; an image pull retries quickly; scheduling often clears once an autoscaler adds a
@@ -36,7 +37,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KUBETRIAGE_", extra="ignore")
 
     namespaces: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="comma-separated namespaces to watch; empty means all"
+        default_factory=list,
+        description="comma-separated namespaces (or kopf globs: team-a-*, !kube-system) to "
+        "watch; empty means all",
     )
     cluster_name: str = Field("default", description="the cluster's name in reports and issues")
     production_selector: str = Field(
@@ -95,6 +98,10 @@ class Settings(BaseSettings):
     log_format: str = Field("json", pattern="^(json|console)$", description="json or console")
 
     _split_lists = field_validator("namespaces", "linear_label_ids", mode="before")(_split)
+
+    def namespace_selection(self) -> NamespaceSelection:
+        """The namespaces this instance serves (every path that lists or writes uses it)."""
+        return NamespaceSelection.of(self.namespaces)
 
     def grace_for(self, symptom: Symptom) -> float:
         """The grace period of one symptom: its own override, else the global one, else default."""

@@ -362,9 +362,13 @@ class Controller:
     async def adopt_open_reports(self) -> None:
         """After a restart: an open report whose workload healed while the operator was down
         is resolved once the initial listing has had time to show it is still failing."""
-        namespaces: list[str | None] = list(self.settings.namespaces) or [None]
+        selection = self.settings.namespace_selection()
+        exact = selection.exact()
+        namespaces: list[str | None] = list(exact) if exact else [None]
         for namespace in namespaces:
             for report in await self._off_loop(self.store.list, namespace):
+                if not selection.matches(str(meta(report).get("namespace"))):
+                    continue  # another instance's shard: not ours to resolve or escalate
                 self._written[(str(meta(report).get("namespace")), name_of(report))] = report
                 self.outbox.kick(report)  # an escalation left Pending by a crash is sent now
                 status, spec = report.get("status") or {}, report.get("spec") or {}

@@ -15,6 +15,7 @@ from datetime import datetime
 from kubetriage.clients.kube import ClusterReader, KubeObject
 from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
 from kubetriage.models import Symptom
+from kubetriage.namespaces import NamespaceSelection
 from kubetriage.objects import as_dict, as_list, meta, name_of
 from kubetriage.playbooks import playbook_for
 from kubetriage.playbooks.base import Conclusion, Context, Investigation
@@ -64,9 +65,12 @@ class Finding:
 
 
 def find_problems(reader: ClusterReader, namespaces: Iterable[str] | None = None) -> list[Problem]:
-    """Every (workload, symptom) with at least one sighting, in a stable order."""
+    """Every (workload, symptom) with at least one sighting, in a stable order; `namespaces`
+    are names or globs as `KUBETRIAGE_NAMESPACES` takes them (see `kubetriage.namespaces`)."""
     now = reader.now()
-    scopes: list[str | None] = list(namespaces) if namespaces else [None]
+    selection = NamespaceSelection.of(namespaces)
+    exact = selection.exact()
+    scopes: list[str | None] = list(exact) if exact else [None]
     problems: dict[tuple[WorkloadRef, Symptom], Problem] = {}
 
     def add(target: WorkloadRef, sighting: DetectedSymptom, pod: KubeObject | None) -> None:
@@ -76,15 +80,19 @@ def find_problems(reader: ClusterReader, namespaces: Iterable[str] | None = None
         if pod is not None and all(name_of(p) != name_of(pod) for p in problem.pods):
             problem.pods.append(pod)
 
+    def selected(obj: KubeObject) -> bool:
+        # Listed per namespace, or cluster-wide and then filtered by the globs.
+        return exact is not None or selection.matches(str(meta(obj).get("namespace") or ""))
+
     for scope in scopes:
-        for pod in reader.pods(scope):
+        for pod in filter(selected, reader.pods(scope)):
             sightings = detect_pod(pod, now)
             if not sightings:
                 continue
             target = owning_workload(pod, reader)
             for sighting in sightings:
                 add(target, sighting, pod)
-        for deployment in reader.workloads("Deployment", scope):
+        for deployment in filter(selected, reader.workloads("Deployment", scope)):
             for sighting in detect_deployment(deployment):
                 add(ref_of(deployment, "Deployment"), sighting, None)
     return [
