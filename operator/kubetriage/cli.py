@@ -109,23 +109,17 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(_args: argparse.Namespace) -> int:
-    import kopf  # noqa: PLC0415
-
     import kubetriage.handlers  # noqa: F401, PLC0415 (registers the handlers)
     from kubetriage.config import Settings  # noqa: PLC0415
     from kubetriage.metrics import serve as serve_metrics  # noqa: PLC0415
+    from kubetriage.runner import run  # noqa: PLC0415
     from kubetriage.telemetry import configure_logging  # noqa: PLC0415
 
     settings = Settings()
     configure_logging(settings.log_format)
     serve_metrics(settings.metrics_port)
-    kopf.run(
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        standalone=True,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
-    )
-    return 0
+    # Alone, kopf; with KUBETRIAGE_LEADER_ELECTION, kopf only while this replica holds the Lease.
+    return run(settings)
 
 
 def _cmd_playbooks(_args: argparse.Namespace) -> int:

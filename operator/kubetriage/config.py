@@ -5,13 +5,19 @@ The Helm chart's values map onto these one to one; `kubetriage run --help` lists
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubetriage.models import Symptom
 from kubetriage.namespaces import NamespaceSelection
+
+# Where a pod finds its own namespace when the Downward API does not set POD_NAMESPACE.
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 # How long a symptom must persist before it is diagnosed. A crash loop needs a few restarts to
 # be a loop; an image pull retries quickly; scheduling often clears once an autoscaler adds a
@@ -96,12 +102,57 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9090, ge=0, le=65535, description="port of /metrics (0: off)")
     health_port: int = Field(8080, ge=0, le=65535, description="port of the liveness endpoint")
     log_format: str = Field("json", pattern="^(json|console)$", description="json or console")
+    leader_election: bool = Field(
+        False, description="run as one of several replicas: only the holder of a Lease diagnoses"
+    )
+    leader_election_namespace: str | None = Field(
+        None,
+        description="namespace of the Lease; unset: $POD_NAMESPACE, else the pod's own namespace",
+    )
+    leader_election_lease_name: str = Field("kubetriage", description="name of the Lease")
+    leader_election_lease_seconds: float = Field(
+        15.0, gt=0, description="how long a Lease holder that stopped renewing is waited for"
+    )
+    leader_election_renew_deadline_seconds: float = Field(
+        10.0, gt=0, description="how long the leader may fail to renew before it stops"
+    )
+    leader_election_retry_seconds: float = Field(
+        2.0, gt=0, description="how often the Lease is renewed, or tried by a follower"
+    )
 
     _split_lists = field_validator("namespaces", "linear_label_ids", mode="before")(_split)
+
+    @model_validator(mode="after")
+    def _election_timing(self) -> Self:
+        # As client-go checks: the leader must give up before a follower may take over, and
+        # retry more than once within its deadline.
+        if self.leader_election_renew_deadline_seconds >= self.leader_election_lease_seconds:
+            raise ValueError(
+                "KUBETRIAGE_LEADER_ELECTION_RENEW_DEADLINE_SECONDS must be less than "
+                "KUBETRIAGE_LEADER_ELECTION_LEASE_SECONDS"
+            )
+        if self.leader_election_retry_seconds >= self.leader_election_renew_deadline_seconds:
+            raise ValueError(
+                "KUBETRIAGE_LEADER_ELECTION_RETRY_SECONDS must be less than "
+                "KUBETRIAGE_LEADER_ELECTION_RENEW_DEADLINE_SECONDS"
+            )
+        return self
 
     def namespace_selection(self) -> NamespaceSelection:
         """The namespaces this instance serves (every path that lists or writes uses it)."""
         return NamespaceSelection.of(self.namespaces)
+
+    def election_namespace(self) -> str:
+        """The Lease's namespace: the setting, else $POD_NAMESPACE, else the namespace of the
+        pod's ServiceAccount, else `default`."""
+        if self.leader_election_namespace:
+            return self.leader_election_namespace
+        if os.environ.get("POD_NAMESPACE"):
+            return os.environ["POD_NAMESPACE"]
+        try:
+            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+        except OSError:
+            return "default"
 
     def grace_for(self, symptom: Symptom) -> float:
         """The grace period of one symptom: its own override, else the global one, else default."""
@@ -133,5 +184,12 @@ def describe_settings() -> str:
             if default is None
             else (",".join(default) if isinstance(default, list) else default)
         )
-        lines.append(f"  {variable:<42} {field.description or ''} (default: {shown or 'empty'})")
+        shown = "empty" if shown == "" else shown
+        lines.append(f"  {variable:<42} {field.description or ''} (default: {shown})")
     return "\n".join(lines)
+
+
+def election_identity() -> str:
+    """Who this replica is in the Lease: $POD_NAME (set by the Downward API in the chart), else
+    `<hostname>_<pid>`, unique per process."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}_{os.getpid()}"

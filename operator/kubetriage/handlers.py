@@ -35,7 +35,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.server_timeout = 300
     settings.networking.request_timeout = 30
     options = Settings()
-    api = _api_client()
+    api = api_client()
     shared = SharedCache()
     history = memory_history(options)
     memo.controller = Controller(
@@ -78,7 +78,7 @@ def memory_history(options: Settings) -> PrometheusHistory | None:
     )
 
 
-def _api_client() -> ApiClient:
+def api_client() -> ApiClient:
     """In a pod, the ServiceAccount; elsewhere $KUBECONFIG or ~/.kube/config (as kopf does)."""
     try:
         kube_config.load_incluster_config()  # type: ignore[no-untyped-call]

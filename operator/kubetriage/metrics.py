@@ -43,6 +43,11 @@ WATCH_EVENTS = Counter(
     ["kind", "type"],
 )
 
+LEADER = Gauge(
+    "kubetriage_leader",
+    "1 while this instance diagnoses: it holds the Lease, or runs without leader election.",
+)
+
 
 def serve(port: int) -> None:
     """Serve /metrics on all interfaces (0: off)."""
