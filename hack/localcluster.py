@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -50,6 +50,12 @@ SERVICE_CIDR = "10.0.0.0/24"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 # The label by which hack/kwok/stages.yaml puts a pod into a failure state.
 SIMULATE = "kwok.kubetriage.io/simulate"
+# `LocalCluster(scale=True)`: client QPS of the controller-manager and the scheduler (defaults 20
+# and 50 would take minutes to create and bind 10,000 pods) and kwok's stage workers (default 4).
+SCALE_CLIENT_QPS = 1000
+SCALE_CLIENT_BURST = 2000
+SCALE_CONTROLLER_SYNCS = 20
+SCALE_KWOK_PARALLELISM = 16
 
 
 class ControlPlaneError(RuntimeError):
@@ -227,6 +233,10 @@ class LocalCluster:
 
     Use as a context manager, or call `start()` and `stop()`. `kubeconfig` is an admin
     kubeconfig; component logs are under `workdir/logs`.
+
+    `scale=True` is for benchmarks with thousands of pods: it raises the client QPS of the
+    controller-manager and the scheduler, their ReplicaSet and Deployment workers and kwok's
+    stage parallelism, so that the control plane, not a client-side rate limit, sets the pace.
     """
 
     workdir: Path
@@ -234,6 +244,8 @@ class LocalCluster:
     nodes: int = 3
     node_cpu: str = "4"
     node_memory: str = "16Gi"
+    node_pods: str = "110"
+    scale: bool = False
     startup_timeout: float = 120.0
     extra_apiserver_args: Sequence[str] = ()
     ports: dict[str, int] = field(default_factory=dict)
@@ -280,9 +292,19 @@ class LocalCluster:
             self._start_scheduler()
             self._start_kwok()
             self.wait_for_default_service_account("default")
-            for index in range(self.nodes):
-                self.create_node(f"kwok-node-{index}")
-            self.wait_for_nodes_ready()
+            if self.nodes:
+                self.apply(
+                    [
+                        kwok_node(
+                            f"kwok-node-{index}",
+                            cpu=self.node_cpu,
+                            memory=self.node_memory,
+                            pods=self.node_pods,
+                        )
+                        for index in range(self.nodes)
+                    ]
+                )
+                self.wait_for_nodes_ready()
         except BaseException:
             self.stop()
             raise
@@ -341,6 +363,27 @@ class LocalCluster:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def iter_audit_events(self, users: Collection[str] | None = None) -> Iterator[dict[str, Any]]:
+        """The audited requests one at a time, oldest first, rotated files included (the
+        apiserver starts a new file every 100 MB), optionally only those of some users.
+
+        For logs too large to hold in memory: a line is decoded only when it names one of
+        `users`, which makes a pass over a few hundred megabytes take seconds.
+        """
+        rotated = sorted(self.logs_dir.glob("audit-*.log"), key=lambda p: p.stat().st_mtime)
+        needles = [f'"username":{json.dumps(user)}'.encode() for user in users or ()]
+        for path in [*rotated, self.logs_dir / "audit.log"]:
+            if not path.exists():
+                continue
+            with path.open("rb") as handle:
+                for line in handle:
+                    if needles and not any(needle in line for needle in needles):
+                        continue
+                    if line.strip():
+                        event: dict[str, Any] = json.loads(line)
+                        if users is None or event.get("user", {}).get("username") in users:
+                            yield event
 
     def write_kubeconfig(self, path: Path, *, user: str, credentials: dict[str, str]) -> Path:
         """Write a kubeconfig for this cluster with the given user credentials (cert or token)."""
@@ -471,6 +514,15 @@ class LocalCluster:
                 "--use-service-account-credentials=true",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--v=1",
+                *self._client_rate_args(),
+                *(
+                    [
+                        f"--concurrent-replicaset-syncs={SCALE_CONTROLLER_SYNCS}",
+                        f"--concurrent-deployment-syncs={SCALE_CONTROLLER_SYNCS}",
+                    ]
+                    if self.scale
+                    else []
+                ),
             ],
         )
         self._wait_http(proc, f"https://127.0.0.1:{self.ports['controller-manager']}/healthz")
@@ -488,9 +540,46 @@ class LocalCluster:
                 f"--secure-port={self.ports['scheduler']}",
                 "--leader-elect=false",
                 "--v=1",
+                *self._client_rate_args(),
             ],
         )
         self._wait_http(proc, f"https://127.0.0.1:{self.ports['scheduler']}/healthz")
+
+    def _client_rate_args(self) -> list[str]:
+        if not self.scale:
+            return []
+        return [f"--kube-api-qps={SCALE_CLIENT_QPS}", f"--kube-api-burst={SCALE_CLIENT_BURST}"]
+
+    def _kwok_options(self) -> list[str]:
+        # kwok's own client is not rate-limited; what bounds it is how many stages it plays at
+        # once. A KwokConfiguration is read from the same --config list as the Stages. One read
+        # from a file gets none of kwok's defaults (without them `kubectl logs` answers 405), so
+        # every option that has a default is spelled out with it.
+        if not self.scale:
+            return []
+        path = self.workdir / "kwok-options.yaml"
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+                    "kind": "KwokConfiguration",
+                    "options": {
+                        "cidr": "10.0.0.0/24",
+                        "manageAllNodes": False,
+                        "enableDebuggingHandlers": True,
+                        "enableContentionProfiling": False,
+                        "enableProfilingHandler": True,
+                        "podPlayStageParallelism": SCALE_KWOK_PARALLELISM,
+                        "nodePlayStageParallelism": SCALE_KWOK_PARALLELISM,
+                        "nodeLeaseParallelism": SCALE_KWOK_PARALLELISM,
+                        "podsOnNodeSyncParallelism": 1,
+                        "enablePodsOnNodeSyncListPager": True,
+                        "enablePodsOnNodeSyncStreamWatch": False,
+                    },
+                }
+            )
+        )
+        return [f"--config={path}"]
 
     def _start_kwok(self) -> None:
         # kwok resolves log file paths against its working directory: point them at hack/.
@@ -507,6 +596,7 @@ class LocalCluster:
                 f"--kubeconfig={self.workdir / 'kwok.kubeconfig'}",
                 f"--config={KWOK_STAGES}",
                 f"--config={logs_config}",
+                *self._kwok_options(),
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={KWOK_NODE_ANNOTATION}=fake",
                 "--node-ip=127.0.0.1",
@@ -743,6 +833,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["up"])
     parser.add_argument("--dir", type=Path, help="work directory (default: a new temp dir)")
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument(
+        "--scale", action="store_true", help="tune the components for thousands of pods"
+    )
     args = parser.parse_args(argv)
     stop = False
 
@@ -752,7 +845,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    with running_cluster(args.dir, nodes=args.nodes) as cluster:
+    with running_cluster(args.dir, nodes=args.nodes, scale=args.scale) as cluster:
         (cluster.workdir / "ready").write_text(str(cluster.kubeconfig))
         print(f"control plane up: export KUBECONFIG={cluster.kubeconfig}", flush=True)
         while not stop:
