@@ -265,6 +265,8 @@ class LeaderElector:
         # last try ended.
         self.holder = ""
         self.last_try: float | None = None
+        # When the last successful write was sent: the leader's renew deadline counts from it.
+        self.held_since_try: float | None = None
         self._seen: tuple[tuple[object, ...], float] | None = None
 
     @property
@@ -285,6 +287,7 @@ class LeaderElector:
         Errors other than a lost race (apiserver away, forbidden) are raised to the caller.
         """
         timeout = timeout or self.config.request_timeout
+        started = self.monotonic()
         try:
             lease = self.leases.get(timeout)
             record = parse_lease(lease) if lease is not None else None
@@ -315,7 +318,9 @@ class LeaderElector:
                 else:
                     written = self.leases.replace(body, timeout)
             except ApiException as error:
-                if error.status in (404, 409):  # another write (or a delete) came first
+                # Another write came first (409), or a delete (404 on replace; on create, a 404
+                # means the namespace is missing: an error to show).
+                if error.status == 409 or (error.status == 404 and lease is not None):
                     return Outcome.CONFLICT
                 raise
             if decision.action is not Action.RENEW:
@@ -328,6 +333,7 @@ class LeaderElector:
                 )
             self._observe(parse_lease(written))
             self.holder = self.identity
+            self.held_since_try = started
             return Outcome.HELD
         finally:
             self.last_try = self.monotonic()
@@ -356,7 +362,7 @@ class LeaderElector:
                 outcome = self.try_once()
             except Exception as error:
                 log.warning(
-                    "could not read the Lease; will retry",
+                    "could not acquire the Lease; will retry",
                     lease=self.lease_name,
                     error=str(error)[:300],
                 )
@@ -381,7 +387,7 @@ class LeaderElector:
         A renewal counts from the moment it was sent, so the leader gives up no later than
         the renew deadline after the last write any follower can have seen.
         """
-        last_renewed = self.monotonic()
+        last_renewed = self.held_since_try or self.monotonic()
         while not stop.wait(self.config.retry_seconds):
             started = self.monotonic()
             remaining = last_renewed + self.config.renew_deadline_seconds - started

@@ -160,6 +160,7 @@ class FakeLeases:
         self.version = 0
         self.writes: list[dict[str, Any]] = []
         self.fail_reads = False
+        self.namespace_missing = False
         self.before_write: Any = None
 
     def get(self, timeout: float) -> dict[str, Any] | None:
@@ -178,6 +179,8 @@ class FakeLeases:
     def create(self, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         if self.before_write:
             self.before_write()
+        if self.namespace_missing:
+            raise ApiException(status=404, reason="namespaces not found")
         if self.stored is not None:
             raise ApiException(status=409, reason="AlreadyExists")
         return self._write(body)
@@ -293,6 +296,28 @@ def test_leadership_is_lost_when_renewals_fail_for_the_renew_deadline() -> None:
     assert a.keep_renewing(TickingStop(clock)) is False
     # It gave up after the renew deadline and before the lease ran out for anyone else.
     assert FAST.renew_deadline_seconds <= clock.now - started < FAST.lease_seconds
+
+
+def test_the_renew_deadline_counts_from_when_the_last_renewal_was_sent() -> None:
+    leases, clock = FakeLeases(), Clock()
+    a = elector(leases, "a", clock)
+    sent = clock.now
+
+    def slow_apiserver() -> None:
+        clock.now += 2  # the write takes 2 s: a follower may have seen it at `sent` already
+
+    leases.before_write = slow_apiserver
+    assert a.try_once() is Outcome.HELD
+    leases.before_write, leases.fail_reads = None, True
+    assert a.keep_renewing(TickingStop(clock)) is False
+    assert clock.now - sent <= FAST.renew_deadline_seconds + FAST.retry_seconds
+
+
+def test_a_missing_lease_namespace_is_an_error_not_a_lost_race() -> None:
+    leases, clock = FakeLeases(), Clock()
+    leases.namespace_missing = True
+    with pytest.raises(ApiException, match="namespaces not found"):
+        elector(leases, "a", clock).try_once()
 
 
 def test_leadership_is_lost_at_once_when_someone_else_holds_the_lease() -> None:
