@@ -33,6 +33,8 @@ import shlex
 import sys
 import tempfile
 import time
+import urllib.request
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -81,12 +83,33 @@ class Phase:
     end: float
 
 
+def scrape(operator: OperatorProcess, attempts: int = 10) -> dict[str, float]:
+    """The operator's /metrics, patient: while it handles the initial listing of 10,000 pods
+    its HTTP thread can wait seconds for the interpreter lock."""
+    url = f"http://127.0.0.1:{operator.metrics_port}/metrics"
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                text = response.read().decode()
+            break
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1)
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            samples[series] = float(value)
+    return samples
+
+
 def metric_total(operator: OperatorProcess, name: str, **labels: str) -> float:
     """The sum of a metric's series whose labels include these."""
     wanted = [f'{key}="{value}"' for key, value in labels.items()]
     return sum(
         value
-        for series, value in operator.scrape().items()
+        for series, value in scrape(operator).items()
         if series.split("{")[0] == name and all(w in series for w in wanted)
     )
 
@@ -264,7 +287,7 @@ def main() -> int:  # noqa: PLR0915 (one benchmark, phase after phase)
     with LocalCluster(
         workdir, Binaries.find(), nodes=args.nodes, node_cpu="32", node_memory="256Gi",
         node_pods=str(node_pods), scale=True, startup_timeout=300,
-    ) as cluster:  # fmt: skip
+    ) as cluster, ExitStack() as cleanup:  # fmt: skip
         api = Api(cluster.kubeconfig)
         bring_up = prepare_cluster(cluster, api, workloads)
         log(f"{args.pods} pods running after {bring_up:.0f} s")
@@ -275,10 +298,12 @@ def main() -> int:  # noqa: PLR0915 (one benchmark, phase after phase)
         )]  # fmt: skip
         observer = Observer(api)
         observer.start()
+        cleanup.callback(observer.stop)
 
         # 1. Initial listing and steady state, nothing failing.
         operator = OperatorProcess(cluster, cluster.logs_dir, operator_env(), name="operator")
         started, launched = time.monotonic(), time.time()
+        cleanup.callback(operator.stop)  # also when anything fails: it is not the cluster's child
         operator.start()
         assert operator.proc is not None
         live = time.monotonic() - started
@@ -316,6 +341,7 @@ def main() -> int:  # noqa: PLR0915 (one benchmark, phase after phase)
         )  # fmt: skip
         started = time.monotonic()
         startup = Phase(time.time(), 0.0)
+        cleanup.callback(restarted.stop)
         restarted.start()
         assert restarted.proc is not None
         live_2 = time.monotonic() - started
