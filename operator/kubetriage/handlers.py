@@ -18,10 +18,11 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
 from kubetriage import metrics
-from kubetriage.clients.kube import LiveClusterReader, SharedCache
+from kubetriage.clients.kube import KubeObject, LiveClusterReader, SharedCache
 from kubetriage.clients.linear import LinearClient
 from kubetriage.clients.prometheus import PrometheusHistory
 from kubetriage.clients.report_store import ReportStore, dry_run_patch
+from kubetriage.clients.scheduled import ScheduledPods, placement_of
 from kubetriage.config import Settings
 from kubetriage.controller import Controller
 from kubetriage.escalation import Escalator, LinearSettings
@@ -38,11 +39,19 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     api = api_client()
     shared = SharedCache()
     history = memory_history(options)
+    memo.scheduled = ScheduledPods(asyncio.get_running_loop())
+    # A shard watches only its namespaces, but a node's room counts every namespace's pods:
+    # there the index is incomplete, and the reader lists pods instead.
+    scheduled = memo.scheduled.copy if not options.namespaces else None
     memo.controller = Controller(
         options,
         ReportStore(api),
         lambda: LiveClusterReader(
-            api, cluster_name=options.cluster_name, shared=shared, history=history
+            api,
+            cluster_name=options.cluster_name,
+            shared=shared,
+            history=history,
+            scheduled=scheduled,
         ),
         escalator=_escalator(options),
         dry_run=functools.partial(dry_run_patch, api) if options.dry_run else None,
@@ -88,9 +97,19 @@ def api_client() -> ApiClient:
     return ApiClient()
 
 
+@kopf.index("", "v1", "pods")
+def scheduled_pods(body: kopf.Body, **_: Any) -> dict[str, KubeObject] | None:
+    """Every scheduled pod, cut down to what counts against its node, by node name."""
+    placed = placement_of(body)
+    return {placed[0]: placed[1]} if placed else None
+
+
 @kopf.on.event("", "v1", "pods")
-async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Every pod event, including the initial listing (type None)."""
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Every pod event, including the initial listing (type None). kopf calls it only once
+    its index of scheduled pods is complete, and passes the index by its function's name."""
+    if not memo.scheduled.attached:
+        memo.scheduled.attach(kwargs["scheduled_pods"])
     metrics.WATCH_EVENTS.labels("Pod", event.get("type") or "LISTED").inc()
     await memo.controller.on_pod(event.get("type"), event["object"])
 

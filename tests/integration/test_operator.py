@@ -252,6 +252,28 @@ def test_capture_then_diagnose_gives_the_same_root_cause(
     assert "Secret" not in {item["kind"] for item in json.loads(snapshot.read_text())["items"]}
 
 
+def test_node_room_comes_from_the_watch_not_from_a_list_of_every_pod(
+    cluster: LocalCluster, operator: OperatorProcess
+) -> None:
+    """Run after the Pending cases: each compared the pod with every node's room, which counts
+    every scheduled pod in the cluster. The operator keeps those from its pod watch (a kopf
+    index), so its diagnoses never LIST every pod; only kopf's own initial listing does."""
+    pending_cases = [c for c in CASES if c.symptom == "Pending"]
+    assert pending_cases, "the Pending cases above must have run"
+    lists_of_every_pod = [
+        (e["userAgent"], e["requestURI"])
+        for e in cluster.audit_events()
+        if e["user"]["username"] == OPERATOR_USER
+        and e["verb"] == "list"
+        and e.get("objectRef", {}).get("resource") == "pods"
+        and not e["objectRef"].get("namespace")
+    ]
+    by_kopf = [uri for agent, uri in lists_of_every_pod if agent.startswith("kopf/")]
+    by_diagnoses = [uri for agent, uri in lists_of_every_pod if not agent.startswith("kopf/")]
+    assert by_kopf, "kopf's initial listing should be in the audit log"
+    assert by_diagnoses == []
+
+
 def test_the_operator_writes_nothing_but_reports_and_events(
     cluster: LocalCluster, operator: OperatorProcess
 ) -> None:

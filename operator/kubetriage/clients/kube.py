@@ -25,6 +25,14 @@ KubeObject = dict[str, Any]
 Sample = tuple[float, float]
 
 
+def is_scheduled(pod: KubeObject) -> bool:
+    """Bound to a node and not finished: the pod holds room on its node."""
+    spec, status = pod.get("spec"), pod.get("status")
+    node = spec.get("nodeName") if isinstance(spec, dict) else None
+    phase = status.get("phase") if isinstance(status, dict) else None
+    return bool(node) and phase not in {"Succeeded", "Failed"}
+
+
 class ClusterReader(Protocol):
     """Everything a playbook may read. Each method returns [] or None for what is not there."""
 
@@ -42,6 +50,12 @@ class ClusterReader(Protocol):
 
     def pods(self, namespace: str | None = None) -> list[KubeObject]:
         """Pods of a namespace, or of every namespace for None."""
+        ...
+
+    def scheduled_pods(self) -> list[KubeObject]:
+        """Every pod bound to a node and not finished, cluster-wide: what the scheduler counts
+        against each node's allocatable. Each has at least its name, namespace, node, phase and
+        requests; the rest of the pod may be left out."""
         ...
 
     def events(self, namespace: str) -> list[KubeObject]:
@@ -126,6 +140,7 @@ class LiveClusterReader:
         cluster_name: str = "default",
         history: MetricHistory | None = None,
         shared: SharedCache | None = None,
+        scheduled: Callable[[], list[KubeObject] | None] | None = None,
         log_limit_bytes: int = 256 * 1024,
         log_tail_lines: int = 500,
         request_timeout: float = 10.0,
@@ -137,6 +152,7 @@ class LiveClusterReader:
         self._cluster_name = cluster_name
         self._history = history
         self._shared = shared
+        self._scheduled = scheduled
         self._log_limit_bytes = log_limit_bytes
         self._log_tail_lines = log_tail_lines
         self._timeout = request_timeout
@@ -198,6 +214,14 @@ class LiveClusterReader:
         if namespace is None:
             return self._list(("pods",), self._core.list_pod_for_all_namespaces)
         return self._list(("pods", namespace), self._core.list_namespaced_pod, namespace)
+
+    def scheduled_pods(self) -> list[KubeObject]:
+        """Scheduled pods from the operator's watch when it keeps them (no request at all),
+        else from a LIST of every pod."""
+        kept = self._scheduled() if self._scheduled is not None else None
+        if kept is not None:
+            return kept
+        return [pod for pod in self.pods(None) if is_scheduled(pod)]
 
     def events(self, namespace: str) -> list[KubeObject]:
         """core/v1 Events of a namespace."""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubetriage.clients.kube import KubeObject, Sample
+from kubetriage.clients.kube import KubeObject, Sample, is_scheduled
 from kubetriage.objects import as_dict
 from kubetriage.timeutil import parse_time
 
@@ -154,6 +154,10 @@ class SnapshotReader:
     def pods(self, namespace: str | None = None) -> list[KubeObject]:
         """Pods of one namespace, or all."""
         return self._in_namespace("Pod", namespace)
+
+    def scheduled_pods(self) -> list[KubeObject]:
+        """Every pod of the snapshot that is bound to a node and not finished."""
+        return [pod for pod in self.pods(None) if is_scheduled(pod)]
 
     def events(self, namespace: str) -> list[KubeObject]:
         """Events of a namespace."""

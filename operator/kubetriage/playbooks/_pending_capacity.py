@@ -67,7 +67,7 @@ def check_capacity(case: Case) -> str:
     requests["pods"] = Decimal(1)
     if not case.nodes:
         return "No nodes to compare the requests with."
-    rooms = node_rooms(case.nodes, ctx.reader.pods(None))
+    rooms = node_rooms(case.nodes, ctx.reader.scheduled_pods())
     excluded = case.cordoned | case.not_ready | case.tainted | case.mismatched
     candidates = [room for room in rooms if room.name not in excluded] or rooms
     named = [r.resource for r in case.blocked_by(Blocker.RESOURCES) if r.resource]
