@@ -266,7 +266,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--runs", type=int, default=3, help="runs of kubetriage scan and k8sgpt --filter Pod"
     )
-    parser.add_argument("--other-runs", type=int, default=1, help="runs of other k8sgpt filters")
+    parser.add_argument(
+        "--other-runs",
+        type=int,
+        default=1,
+        help="runs of k8sgpt with --filter Pod,Deployment and with no filter (0: skip them)",
+    )
     parser.add_argument("--no-k8sgpt", action="store_true", help="skip the comparison")
     parser.add_argument("--workdir", type=Path, help="default: a new temp dir")
     return parser.parse_args()
