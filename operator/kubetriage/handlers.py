@@ -18,11 +18,11 @@ from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
 from kubetriage import metrics
-from kubetriage.clients.kube import KubeObject, LiveClusterReader, SharedCache
+from kubetriage.clients.kube import LiveClusterReader, SharedCache
 from kubetriage.clients.linear import LinearClient
 from kubetriage.clients.prometheus import PrometheusHistory
 from kubetriage.clients.report_store import ReportStore, dry_run_patch
-from kubetriage.clients.scheduled import ScheduledPods, placement_of
+from kubetriage.clients.scheduled import ScheduledPods
 from kubetriage.config import Settings
 from kubetriage.controller import Controller
 from kubetriage.escalation import Escalator, LinearSettings
@@ -42,7 +42,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     api = api_client()
     shared = SharedCache()
     history = memory_history(options)
-    memo.scheduled = ScheduledPods(asyncio.get_running_loop())
+    memo.scheduled = ScheduledPods()
     # A shard watches only its namespaces, but a node's room counts every namespace's pods:
     # there the index is incomplete, and the reader lists pods instead.
     scheduled = memo.scheduled.copy if not options.namespaces else None
@@ -100,20 +100,11 @@ def api_client() -> ApiClient:
     return ApiClient()
 
 
-@kopf.index("", "v1", "pods")
-def scheduled_pods(body: kopf.Body, **_: Any) -> dict[str, KubeObject] | None:
-    """Every scheduled pod, cut down to what counts against its node, by node name."""
-    placed = placement_of(body)
-    return {placed[0]: placed[1]} if placed else None
-
-
 @kopf.on.event("", "v1", "pods")
-async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Every pod event, including the initial listing (type None). kopf calls it only once
-    its index of scheduled pods is complete, and passes the index by its function's name."""
-    if not memo.scheduled.attached:
-        memo.scheduled.attach(kwargs["scheduled_pods"])
+async def pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Every pod event, including the initial listing (type None)."""
     metrics.WATCH_EVENTS.labels("Pod", event.get("type") or "LISTED").inc()
+    memo.scheduled.observe(event.get("type"), event["object"])
     await memo.controller.on_pod(event.get("type"), event["object"])
 
 

@@ -357,11 +357,17 @@ def test_every_log_line_of_a_diagnosis_carries_its_id(
 ) -> None:
     cluster.apply(deployment("traced", namespace, simulate="ErrImagePull"))
     wait_for_report(cluster, namespace, "traced", "ImagePullBackOff", operator=operator)
-    lines = [json.loads(line) for line in operator.logs(400).splitlines() if line.startswith("{")]
-    diagnosed = [
-        line for line in lines
-        if line.get("event") == "diagnosed" and line.get("report", "").startswith(f"{namespace}/")
-    ]  # fmt: skip
+
+    def diagnosed_lines() -> list[dict[str, Any]]:
+        # The line is logged after the report and its Event are written: wait for it too.
+        lines = [json.loads(line) for line in operator.logs(400).splitlines() if line[:1] == "{"]
+        return [
+            line for line in lines
+            if line.get("event") == "diagnosed"
+            and line.get("report", "").startswith(f"{namespace}/")
+        ]  # fmt: skip
+
+    diagnosed = wait_until(diagnosed_lines, timeout=30, what="the operator's diagnosed line")
     assert diagnosed, "the operator logs one JSON line per diagnosis"
     assert all(len(line["diagnosis_id"]) == 12 for line in diagnosed)
     assert all(line["target"] == f"deployment/traced -n {namespace}" for line in diagnosed)

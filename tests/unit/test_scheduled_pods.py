@@ -7,9 +7,6 @@ diagnosis thread reads is taken on the event loop, where kopf changes the index.
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,43 +118,41 @@ def test_node_rooms_from_the_index_equal_rooms_from_full_pods(path: Path) -> Non
     assert node_rooms(nodes, indexed) == node_rooms(nodes, full)
 
 
-@pytest.fixture
-def loop_in_a_thread() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield loop
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=5)
-        loop.close()
+def test_the_index_follows_the_watch_and_is_ready_once_the_listing_goes_quiet() -> None:
+    scheduled = ScheduledPods(quiet_seconds=0.05, wait_seconds=2)
+    running, pending = pod(), pod(node=None, phase="Pending")
+    running["metadata"]["uid"], pending["metadata"]["uid"] = "uid-1", "uid-2"
+    scheduled.observe(None, running)
+    scheduled.observe(None, pending)
+    assert not scheduled.ready, "the listing has just been seen"
+    assert scheduled.copy() == [placement_of(running)[1]]  # type: ignore[index]
+    assert scheduled.ready
+
+    bound = {**pending, "spec": {**pending["spec"], "nodeName": "node-b"}}
+    scheduled.observe("MODIFIED", bound)
+    assert len(scheduled.copy() or []) == 2, "a pod bound later holds room"
+    finished = {**running, "status": {"phase": "Succeeded"}}
+    scheduled.observe("MODIFIED", finished)
+    scheduled.observe("DELETED", bound)
+    assert scheduled.copy() == [], "finished and deleted pods hold none"
 
 
-def test_a_diagnosis_thread_reads_a_copy_made_on_the_event_loop(
-    loop_in_a_thread: asyncio.AbstractEventLoop,
-) -> None:
-    scheduled = ScheduledPods(loop_in_a_thread)
-    assert scheduled.copy() is None, "no index before kopf hands it over"
-    copied_on: list[threading.Thread] = []
-
-    class Index(dict[str, list[dict[str, Any]]]):
-        def __iter__(self) -> Iterator[str]:
-            copied_on.append(threading.current_thread())
-            return super().__iter__()
-
-    index = Index({"node-a": [{"metadata": {"name": "a"}}], "node-b": [{"metadata": {}}]})
-    scheduled.attach(index)
-    copy = scheduled.copy()
-    assert copy == [{"metadata": {"name": "a"}}, {"metadata": {}}]
-    assert copied_on, "the index was read"
-    assert copied_on[0] is not threading.current_thread(), "on the loop's thread, not ours"
-    assert copy[0] is not index["node-a"][0], "a diagnosis gets its own list of its own dicts"
-
-
-def test_a_stopped_event_loop_makes_the_reader_fall_back_to_a_list() -> None:
-    loop = asyncio.new_event_loop()
-    loop.close()
-    scheduled = ScheduledPods(loop)
-    scheduled.attach({"node-a": [{}]})
+def test_without_any_pod_event_a_reader_waits_then_lists_the_pods_itself() -> None:
+    scheduled = ScheduledPods(quiet_seconds=0.05, wait_seconds=0.3)
     assert scheduled.copy() is None
+
+
+def test_in_an_empty_cluster_the_first_added_pod_makes_the_index_ready() -> None:
+    scheduled = ScheduledPods(quiet_seconds=60, wait_seconds=0.3)
+    scheduled.observe("ADDED", pod())
+    assert scheduled.ready
+    assert len(scheduled.copy() or []) == 1
+
+
+def test_a_copy_is_the_readers_own() -> None:
+    scheduled = ScheduledPods(quiet_seconds=0.0, wait_seconds=1)
+    scheduled.observe(None, pod())
+    first = scheduled.copy()
+    assert first is not None
+    first.clear()
+    assert scheduled.copy() != []

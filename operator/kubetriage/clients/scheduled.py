@@ -2,25 +2,32 @@
 
 A Pending diagnosis compares a pod's requests with each node's room, which needs every pod bound
 to a node, cluster-wide. Listing them costs a LIST of every pod (about 40 MB of JSON at 10,000
-pods) per diagnosis; the operator already sees every pod on its watch, so a kopf index keeps the
-few fields that count against a node (`placement_of`), and diagnoses read a copy of it
-(`ScheduledPods`). kopf holds every handler back until its indexes are fully populated by the
-initial listing, so no diagnosis ever sees a partial view.
+pods) per diagnosis; the operator already sees every pod on its watch, so `ScheduledPods` keeps
+the few fields that count against a node (`placement_of`) and diagnoses read a copy of it.
+
+kopf's own indexes would do the same, but kopf creates one readiness toggle per object during
+the initial listing and wakes every waiting worker for each: at 10,000 pods the listing took
+minutes instead of seconds. So the index is ours. It is ready once kopf has moved from its
+initial listing (events without a type) to watching (the first typed event), or once the listing
+has gone quiet; until then a reader waits for it. An empty cluster lists nothing, so the first
+pod's ADDED is what makes it ready there.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubetriage.clients.kube import KubeObject
 
 _FINISHED = frozenset({"Succeeded", "Failed"})
-# How long a diagnosis thread waits for the event loop to copy the index: the loop is never
-# blocked for long, so a wait this long means it is stuck, and the reader falls back to a LIST.
-_COPY_TIMEOUT_SECONDS = 10.0
+# The initial listing comes in pages of 500 pods; a pause this long between two listing events
+# means it is over.
+_LISTING_QUIET_SECONDS = 2.0
+# How long a diagnosis waits for the initial listing before it lists the pods itself.
+_READY_WAIT_SECONDS = 60.0
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -76,53 +83,56 @@ def placement_of(pod: Mapping[str, Any]) -> tuple[str, KubeObject] | None:
 
 
 class ScheduledPods:
-    """The operator's index of scheduled pods, readable from diagnosis threads.
+    """Every scheduled pod of the cluster, cut down, kept from the operator's pod watch.
 
-    kopf's index lives on the event loop and changes with every pod event; iterating it from
-    another thread could see it change mid-way. A copy is therefore made on the loop, and the
-    diagnosis thread waits for it.
+    `observe` runs on the event loop for every pod event; `copy` runs in diagnosis threads. A
+    lock keeps the two apart; both hold it only for a dictionary operation.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._index: Mapping[str, Any] | None = None
+    def __init__(
+        self,
+        *,
+        quiet_seconds: float = _LISTING_QUIET_SECONDS,
+        wait_seconds: float = _READY_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._quiet = quiet_seconds
+        self._wait = wait_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pods: dict[str, KubeObject] = {}
+        self._last_listing: float | None = None
+        self._watching = False
+
+    def observe(self, event_type: str | None, pod: Mapping[str, Any]) -> None:
+        """One pod event: `None` while kopf lists, then ADDED, MODIFIED, DELETED."""
+        metadata = _mapping(pod.get("metadata"))
+        key = str(metadata.get("uid") or f"{metadata.get('namespace')}/{metadata.get('name')}")
+        placed = None if event_type == "DELETED" else placement_of(pod)
+        with self._lock:
+            if event_type is None:
+                self._last_listing = self._clock()
+            else:
+                self._watching = True
+            if placed is None:
+                self._pods.pop(key, None)
+            else:
+                self._pods[key] = placed[1]
 
     @property
-    def attached(self) -> bool:
-        """Whether kopf has handed over its index (with the first pod event)."""
-        return self._index is not None
-
-    def attach(self, index: Mapping[str, Any]) -> None:
-        """Keep kopf's index (the same object for the operator's whole life)."""
-        self._index = index
-
-    def _copy(self) -> list[KubeObject]:
-        index = self._index
-        return [dict(pod) for node in list(index or {}) for pod in (index or {}).get(node, ())]
+    def ready(self) -> bool:
+        """Whether the initial listing has been seen whole."""
+        with self._lock:
+            last, watching = self._last_listing, self._watching
+        return watching or (last is not None and self._clock() - last >= self._quiet)
 
     def copy(self) -> list[KubeObject] | None:
-        """Every scheduled, unfinished pod (cut down), or None when there is no index yet or
-        the event loop did not answer in time."""
-        if self._index is None:
-            return None
-        if self._on_loop_thread():
-            return self._copy()
-        result: concurrent.futures.Future[list[KubeObject]] = concurrent.futures.Future()
-
-        def copy_on_loop() -> None:
-            try:
-                result.set_result(self._copy())
-            except Exception as error:  # handed to the waiting thread
-                result.set_exception(error)
-
-        try:
-            self._loop.call_soon_threadsafe(copy_on_loop)
-            return result.result(timeout=_COPY_TIMEOUT_SECONDS)
-        except (RuntimeError, concurrent.futures.TimeoutError):
-            return None
-
-    def _on_loop_thread(self) -> bool:
-        try:
-            return asyncio.get_running_loop() is self._loop
-        except RuntimeError:  # no loop in this thread: a diagnosis thread
-            return False
+        """Every scheduled, unfinished pod (cut down), once the listing is over; None when it
+        has not ended within the wait (the caller then lists the pods itself)."""
+        deadline = self._clock() + self._wait
+        while not self.ready:
+            if self._clock() >= deadline:
+                return None
+            time.sleep(min(0.2, self._quiet))
+        with self._lock:
+            return list(self._pods.values())
