@@ -51,11 +51,16 @@ OPERATOR_ENV = {
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: LocalCluster, crd: str, tmp_path_factory: pytest.TempPathFactory
+    cluster: LocalCluster,
+    crd: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     """The operator, running for the whole session (one instance, like a real install)."""
     process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"), OPERATOR_ENV)
     process.start()
+    # Modules that must run without it (test_ha.py) find it here without starting it.
+    request.session._kubetriage_operator = process  # type: ignore[attr-defined]
     try:
         yield process
     finally:
