@@ -31,8 +31,8 @@ def _target(value: str) -> tuple[str, str]:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from kubetriage.clients.snapshot import SnapshotError, SnapshotReader  # noqa: PLC0415
     from kubetriage.diagnosis import diagnose  # noqa: PLC0415
-    from kubetriage.render import to_json, to_table, to_yaml  # noqa: PLC0415
-    from kubetriage.reports import build_report  # noqa: PLC0415
+    from kubetriage.reports.build import build_report  # noqa: PLC0415
+    from kubetriage.reports.render.cli import to_json, to_table, to_yaml  # noqa: PLC0415
 
     try:
         reader = SnapshotReader.from_file(args.snapshot)
@@ -58,7 +58,7 @@ def _live_reader() -> Any:
 
     from kubetriage.clients.kube import LiveClusterReader  # noqa: PLC0415
     from kubetriage.config import Settings  # noqa: PLC0415
-    from kubetriage.handlers import memory_history  # noqa: PLC0415
+    from kubetriage.runtime.handlers import memory_history  # noqa: PLC0415
 
     try:
         api = kube_config.new_client_from_config()  # type: ignore[no-untyped-call]
@@ -73,8 +73,8 @@ def _live_reader() -> Any:
 def _cmd_scan(args: argparse.Namespace) -> int:
     from kubetriage.config import Settings  # noqa: PLC0415
     from kubetriage.diagnosis import Options, diagnose  # noqa: PLC0415
-    from kubetriage.render import to_json, to_table, to_yaml  # noqa: PLC0415
-    from kubetriage.reports import build_report  # noqa: PLC0415
+    from kubetriage.reports.build import build_report  # noqa: PLC0415
+    from kubetriage.reports.render.cli import to_json, to_table, to_yaml  # noqa: PLC0415
 
     settings = Settings()
     namespaces = [args.namespace] if args.namespace else settings.namespaces or None
@@ -109,11 +109,11 @@ def _cmd_capture(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(_args: argparse.Namespace) -> int:
-    import kubetriage.handlers  # noqa: F401, PLC0415 (registers the handlers)
+    import kubetriage.runtime.handlers  # noqa: F401, PLC0415 (registers the handlers)
     from kubetriage.config import Settings  # noqa: PLC0415
-    from kubetriage.metrics import serve as serve_metrics  # noqa: PLC0415
-    from kubetriage.runner import run  # noqa: PLC0415
-    from kubetriage.telemetry import configure_logging  # noqa: PLC0415
+    from kubetriage.runtime.logs import configure_logging  # noqa: PLC0415
+    from kubetriage.runtime.metrics import serve as serve_metrics  # noqa: PLC0415
+    from kubetriage.runtime.runner import run  # noqa: PLC0415
 
     settings = Settings()
     configure_logging(settings.log_format)

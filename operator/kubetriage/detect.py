@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from kubetriage.clients.kube import KubeObject
+from kubetriage.k8s.access import KubeObject
+from kubetriage.k8s.time import parse_time
 from kubetriage.models import Symptom
-from kubetriage.timeutil import parse_time
 
 IMAGE_PULL_REASONS = frozenset(
     {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}

@@ -12,15 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kubetriage.clients.kube import ClusterReader, KubeObject
+from kubetriage.clients.kube import ClusterReader
 from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
+from kubetriage.k8s.access import KubeObject, as_dict, as_list, meta, name_of
+from kubetriage.k8s.owners import WorkloadRef, owning_workload, ref_of
 from kubetriage.models import Symptom
 from kubetriage.namespaces import NamespaceSelection
-from kubetriage.objects import as_dict, as_list, meta, name_of
 from kubetriage.playbooks import playbook_for
 from kubetriage.playbooks.base import Conclusion, Context, Investigation
 from kubetriage.policy import Classification, classify, severity
-from kubetriage.workloads import WorkloadRef, owning_workload, ref_of
 
 MAX_AFFECTED_PODS = 50
 DEFAULT_PRODUCTION_SELECTOR = {"kubetriage.io/environment": "production"}
@@ -74,7 +74,7 @@ def find_problems(reader: ClusterReader, namespaces: Iterable[str] | None = None
     problems: dict[tuple[WorkloadRef, Symptom], Problem] = {}
 
     def add(target: WorkloadRef, sighting: DetectedSymptom, pod: KubeObject | None) -> None:
-        key = (_identity(target), sighting.symptom)
+        key = (target.identity, sighting.symptom)
         problem = problems.setdefault(key, Problem(target, sighting.symptom))
         problem.sightings.append(sighting)
         if pod is not None and all(name_of(p) != name_of(pod) for p in problem.pods):
@@ -102,11 +102,6 @@ def find_problems(reader: ClusterReader, namespaces: Iterable[str] | None = None
     ]
 
 
-def _identity(target: WorkloadRef) -> WorkloadRef:
-    # Pods resolved through a missing ReplicaSet may not know the Deployment's uid.
-    return WorkloadRef(target.namespace, target.kind, target.name, target.api_version)
-
-
 def _finished_job(reader: ClusterReader, target: WorkloadRef) -> bool:
     if target.kind != "Job":
         return False
@@ -130,9 +125,7 @@ def diagnose_problem(
         if target.kind != "Pod"
         else (problem.pods[0] if problem.pods else None)
     )
-    uid = meta(workload).get("uid") if workload is not None else None
-    if target.uid is None and isinstance(uid, str) and uid:
-        target = WorkloadRef(target.namespace, target.kind, target.name, target.api_version, uid)
+    target = target.with_uid(meta(workload).get("uid"))
     context = Context(
         reader=reader,
         target=target,

@@ -134,6 +134,16 @@ class PatchType(StrEnum):
     JSON = "json"
 
 
+def max_length(model: type[BaseModel], field: str) -> int:
+    """The CRD's length limit of a text field, as the model declares it: what every writer
+    clips to, so that the bound lives in one place."""
+    for constraint in model.model_fields[field].metadata:
+        limit = getattr(constraint, "max_length", None)
+        if isinstance(limit, int):
+            return limit
+    raise KeyError(f"{model.__name__}.{field} declares no max_length")
+
+
 class ApiModel(BaseModel):
     """Base: camelCase on the wire, snake_case in Python, unknown fields refused."""
 

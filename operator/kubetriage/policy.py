@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from kubetriage.clients.kube import KubeObject
+from kubetriage.k8s.access import KubeObject, as_dict
 from kubetriage.models import EscalationClass, Severity
-from kubetriage.objects import as_dict
 
 COST_THRESHOLD_PERCENT = 20.0
 

@@ -419,24 +419,24 @@ clients/kube.py          list_job_for_all_namespaces             batch          
 clients/kube.py          read_namespaced_job                     batch          jobs                    get    ClusterRole
 clients/kube.py          read_storage_class                      storage.k8s.io storageclasses          get    ClusterRole
 clients/kube.py          list_storage_class                      storage.k8s.io storageclasses          list   ClusterRole
-clients/report_store.py  get_namespaced_custom_object            kubetriage.io  diagnosisreports        get    ClusterRole
-clients/report_store.py  list_cluster_custom_object              kubetriage.io  diagnosisreports        list   ClusterRole
-clients/report_store.py  list_namespaced_custom_object           kubetriage.io  diagnosisreports        list   ClusterRole
-clients/report_store.py  patch_namespaced_custom_object          kubetriage.io  diagnosisreports        patch  ClusterRole
-clients/report_store.py  patch_namespaced_custom_object_status   kubetriage.io  diagnosisreports/status patch  ClusterRole
-clients/report_store.py  create_namespaced_event                 core           events                  create ClusterRole
-clients/report_store.py  read_namespaced_event                   core           events                  get    ClusterRole
-clients/report_store.py  patch_namespaced_event                  core           events                  patch  ClusterRole
-clients/report_store.py  patch_namespaced_deployment             apps           deployments             patch  dryRun
-clients/report_store.py  patch_namespaced_stateful_set           apps           statefulsets            patch  dryRun
-clients/report_store.py  patch_namespaced_daemon_set             apps           daemonsets              patch  dryRun
-clients/report_store.py  patch_namespaced_replica_set            apps           replicasets             patch  dryRun
-clients/report_store.py  patch_namespaced_job                    batch          jobs                    patch  dryRun
-clients/report_store.py  patch_namespaced_cron_job               batch          cronjobs                patch  dryRun
-clients/report_store.py  patch_namespaced_pod                    core           pods                    patch  dryRun
-leader.py                get_namespaced_custom_object            coordination.k8s.io leases             get    Role
-leader.py                create_namespaced_custom_object         coordination.k8s.io leases             create Role
-leader.py                replace_namespaced_custom_object        coordination.k8s.io leases             update Role
+reports/store.py         get_namespaced_custom_object            kubetriage.io  diagnosisreports        get    ClusterRole
+reports/store.py         list_cluster_custom_object              kubetriage.io  diagnosisreports        list   ClusterRole
+reports/store.py         list_namespaced_custom_object           kubetriage.io  diagnosisreports        list   ClusterRole
+reports/store.py         patch_namespaced_custom_object          kubetriage.io  diagnosisreports        patch  ClusterRole
+reports/store.py         patch_namespaced_custom_object_status   kubetriage.io  diagnosisreports/status patch  ClusterRole
+reports/events.py        create_namespaced_event                 core           events                  create ClusterRole
+reports/events.py        read_namespaced_event                   core           events                  get    ClusterRole
+reports/events.py        patch_namespaced_event                  core           events                  patch  ClusterRole
+reports/dry_run.py       patch_namespaced_deployment             apps           deployments             patch  dryRun
+reports/dry_run.py       patch_namespaced_stateful_set           apps           statefulsets            patch  dryRun
+reports/dry_run.py       patch_namespaced_daemon_set             apps           daemonsets              patch  dryRun
+reports/dry_run.py       patch_namespaced_replica_set            apps           replicasets             patch  dryRun
+reports/dry_run.py       patch_namespaced_job                    batch          jobs                    patch  dryRun
+reports/dry_run.py       patch_namespaced_cron_job               batch          cronjobs                patch  dryRun
+reports/dry_run.py       patch_namespaced_pod                    core           pods                    patch  dryRun
+runtime/leader.py        get_namespaced_custom_object            coordination.k8s.io leases             get    Role
+runtime/leader.py        create_namespaced_custom_object         coordination.k8s.io leases             create Role
+runtime/leader.py        replace_namespaced_custom_object        coordination.k8s.io leases             update Role
 """  # noqa: E501
 OPERATOR_CALLS: dict[tuple[str, str], tuple[str, str, str, str]] = {
     (module, method): ("" if group == "core" else group, resource, verb, where)
@@ -738,7 +738,7 @@ def dashboard_metrics() -> set[str]:
     """The series names the operator exposes, from its own metric objects."""
     from prometheus_client.metrics import MetricWrapperBase  # noqa: PLC0415
 
-    from kubetriage import metrics  # noqa: PLC0415
+    from kubetriage.runtime import metrics  # noqa: PLC0415
 
     names: set[str] = set()
     for metric in vars(metrics).values():

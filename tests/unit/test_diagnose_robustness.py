@@ -18,7 +18,7 @@ from helpers import SCENARIOS_DIR
 from kubetriage.cli import main
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import diagnose
-from kubetriage.reports import build_report
+from kubetriage.reports.build import build_report
 
 KINDS = [
     "Pod",

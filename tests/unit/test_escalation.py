@@ -13,20 +13,20 @@ import pytest
 
 import planted_secrets
 from helpers import SCENARIOS_DIR
-from kubetriage.clients.linear import LinearClient
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import diagnose
-from kubetriage.escalation import (
+from kubetriage.escalation.escalator import (
     NOT_CONFIGURED,
     Escalator,
     LinearSettings,
     attachment_url,
     planned_escalation,
 )
+from kubetriage.escalation.linear import LinearClient
+from kubetriage.escalation.outbox import Outbox
 from kubetriage.models import DiagnosisReport, Escalation, EscalationState
-from kubetriage.outbox import Outbox
 from kubetriage.policy import ChangeScope, Classification, classify
-from kubetriage.reports import build_report
+from kubetriage.reports.build import build_report
 from linear_standin import DEFAULT_TEAM_ID, LinearStandin
 
 UID = "9f1c2e4a-0000-4000-8000-000000000001"

@@ -7,9 +7,9 @@ import pytest
 from helpers import SCENARIOS_DIR
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import diagnose
-from kubetriage.issue_body import PRIORITY_BY_SEVERITY, issue_markdown, issue_title
 from kubetriage.models import DiagnosisReport, Severity
-from kubetriage.reports import build_report
+from kubetriage.reports.build import build_report
+from kubetriage.reports.render.issue import PRIORITY_BY_SEVERITY, issue_markdown, issue_title
 
 SECTIONS = ["## Summary", "## Environment and impact", "## Timeline", "## Symptoms",
             "## Root cause", "## Evidence", "## Recommended change", "## The report"]  # fmt: skip

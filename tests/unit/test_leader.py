@@ -24,7 +24,8 @@ from kubetriage import config as config_module
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.config import Settings, election_identity
 from kubetriage.diagnosis import find_problems
-from kubetriage.leader import (
+from kubetriage.namespaces import NamespaceSelection
+from kubetriage.runtime.leader import (
     Action,
     ElectionConfig,
     LeaderElector,
@@ -34,8 +35,7 @@ from kubetriage.leader import (
     format_micro_time,
     parse_lease,
 )
-from kubetriage.namespaces import NamespaceSelection
-from kubetriage.runner import FollowerHealth, _callback_flag
+from kubetriage.runtime.runner import FollowerHealth, _callback_flag
 
 WALL = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 EARLIER = "2026-03-01T11:00:00.000001Z"

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from kubetriage import __version__
-from kubetriage.clients import linear_documents as docs
-from kubetriage.clients.linear import (
+from kubetriage.escalation import documents as docs
+from kubetriage.escalation.linear import (
     IssueRef,
     LinearAuthError,
     LinearClient,

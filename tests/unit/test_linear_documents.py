@@ -29,7 +29,7 @@ from graphql import (
 )
 
 from helpers import SHARED_DIR
-from kubetriage.clients import linear_documents as docs
+from kubetriage.escalation import documents as docs
 
 SCHEMA_PATH = SHARED_DIR / "linear" / "schema.graphql"
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from helpers import SCENARIOS_DIR
-from kubetriage.clients.kube import is_scheduled
 from kubetriage.clients.scheduled import ScheduledPods, placement_of
 from kubetriage.clients.snapshot import SnapshotReader
+from kubetriage.k8s.access import is_scheduled
 from kubetriage.playbooks._pending_resources import node_rooms
 
 

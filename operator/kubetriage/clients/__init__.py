@@ -1,1 +1,3 @@
-"""I/O behind small clients: the cluster (live and snapshot), Prometheus, Linear."""
+"""I/O behind small clients: the cluster as playbooks read it (`kube`, live; `snapshot`, a
+captured file; `capture`, the recorder that writes one), the index of scheduled pods kept from
+the watch (`scheduled`), and Prometheus (`prometheus`)."""

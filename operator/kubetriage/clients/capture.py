@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from kubetriage.clients.kube import ClusterReader, KubeObject
-from kubetriage.timeutil import format_time
+from kubetriage.clients.kube import ClusterReader
+from kubetriage.k8s.access import KubeObject
+from kubetriage.k8s.time import format_time
 
 KUBETRIAGE_API = "kubetriage.io/v1alpha1"
 

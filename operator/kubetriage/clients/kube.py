@@ -21,16 +21,9 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-KubeObject = dict[str, Any]
+from kubetriage.k8s.access import KubeObject, is_scheduled
+
 Sample = tuple[float, float]
-
-
-def is_scheduled(pod: KubeObject) -> bool:
-    """Bound to a node and not finished: the pod holds room on its node."""
-    spec, status = pod.get("spec"), pod.get("status")
-    node = spec.get("nodeName") if isinstance(spec, dict) else None
-    phase = status.get("phase") if isinstance(status, dict) else None
-    return bool(node) and phase not in {"Succeeded", "Failed"}
 
 
 class ClusterReader(Protocol):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubetriage.clients.kube import KubeObject
+from kubetriage.k8s.access import KubeObject
 
 _FINISHED = frozenset({"Succeeded", "Failed"})
 # The initial listing comes in pages of 500 pods; a pause this long between two listing events
@@ -58,7 +58,12 @@ def placement_of(pod: Mapping[str, Any]) -> tuple[str, KubeObject] | None:
     status = _mapping(pod.get("status"))
     node = spec.get("nodeName")
     phase = status.get("phase")
-    if not isinstance(node, str) or not node or phase in _FINISHED:
+    if (
+        not isinstance(node, str)
+        or not node
+        or not isinstance(phase, str | None)
+        or phase in _FINISHED
+    ):
         return None
     metadata = _mapping(pod.get("metadata"))
     containers = spec.get("containers")

@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubetriage.clients.kube import KubeObject, Sample, is_scheduled
-from kubetriage.objects import as_dict
-from kubetriage.timeutil import parse_time
+from kubetriage.clients.kube import Sample
+from kubetriage.k8s.access import KubeObject, as_dict, is_scheduled
+from kubetriage.k8s.time import parse_time
 
 KUBETRIAGE_API = "kubetriage.io/v1alpha1"
 # Timestamps that say when something happened, for "now" when the snapshot does not say.

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import Category, Patch, Recommendation
 from kubetriage.playbooks._crashloop_checks import (
     ConfigRef,
@@ -18,7 +19,6 @@ from kubetriage.playbooks._crashloop_checks import (
 from kubetriage.playbooks.base import strategic_patch
 from kubetriage.policy import ChangeScope, Touch
 from kubetriage.redact import redact
-from kubetriage.workloads import WorkloadRef
 
 TEMPLATED = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
 UNDOABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet"})

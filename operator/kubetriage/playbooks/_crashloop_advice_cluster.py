@@ -11,8 +11,8 @@ import math
 import posixpath
 from typing import Any
 
+from kubetriage.k8s.access import as_dict
 from kubetriage.models import Recommendation
-from kubetriage.objects import as_dict
 from kubetriage.playbooks._crashloop_advice_base import (
     INSPECT_ONLY,
     Advice,

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetriage.clients.kube import ClusterReader, KubeObject
-from kubetriage.objects import as_dict, containers, name_of, pod_template
+from kubetriage.clients.kube import ClusterReader
+from kubetriage.k8s.access import KubeObject, as_dict, containers, name_of, pod_template
+from kubetriage.k8s.history import replica_sets_of, revision_of
+from kubetriage.k8s.owners import WorkloadRef, controller_of
 from kubetriage.playbooks._crashloop_signals import is_ip
 from kubetriage.redact import env_names
-from kubetriage.workloads import WorkloadRef, controller_of, replica_sets_of, revision_of
 
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
 

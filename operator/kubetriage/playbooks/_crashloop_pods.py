@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from kubetriage.clients.kube import ClusterReader, KubeObject
+from kubetriage.clients.kube import ClusterReader
+from kubetriage.k8s.access import KubeObject, as_dict, name_of
+from kubetriage.k8s.events import event_count, event_time
+from kubetriage.k8s.time import parse_time
 from kubetriage.models import Category
-from kubetriage.objects import as_dict, event_count, event_time, name_of
 from kubetriage.playbooks._crashloop_checks import dicts, int_field
 from kubetriage.playbooks._crashloop_signals import (
     Finding,
@@ -21,7 +23,6 @@ from kubetriage.playbooks._crashloop_signals import (
     scan_log,
     start_error,
 )
-from kubetriage.timeutil import parse_time
 
 # A kill event belongs to the termination it caused when it falls inside that run (the kubelet
 # sends SIGTERM, waits out the grace period, then SIGKILL): allow for clock skew between them.

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
+from kubetriage.k8s.access import as_dict
+from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import Category, RootCause
-from kubetriage.objects import as_dict
 from kubetriage.playbooks._crashloop_checks import ConfigView, DependencyCheck
 from kubetriage.playbooks._crashloop_pods import Crash, probe_window
 from kubetriage.playbooks._crashloop_signals import Signal, headline, reads_as_error
 from kubetriage.playbooks.base import cause
-from kubetriage.workloads import WorkloadRef
 
 C = Category
 # When pods disagree, the most common cause wins; ties go to the more specific cause.

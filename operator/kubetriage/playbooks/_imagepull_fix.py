@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import Category, Patch, Recommendation
 from kubetriage.playbooks._imagepull_messages import (
     invalid_reason,
@@ -19,7 +20,6 @@ from kubetriage.playbooks._imagepull_messages import (
 )
 from kubetriage.playbooks.base import recommendation, strategic_patch
 from kubetriage.policy import ChangeScope, Touch
-from kubetriage.workloads import WorkloadRef
 
 _TEMPLATED = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
 

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from kubetriage.k8s.owners import WorkloadRef
+from kubetriage.k8s.quantities import format_bytes
 from kubetriage.models import CostImpact, Patch, PatchTarget, PatchType, Recommendation
 from kubetriage.playbooks._oom_facts import Memory, memory_of
 from kubetriage.policy import ChangeScope, Touch
-from kubetriage.quantity import format_bytes
 from kubetriage.redact import redact
-from kubetriage.workloads import WorkloadRef
 
 MI = 2**20
 GI = 2**30

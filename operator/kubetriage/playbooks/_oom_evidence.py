@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from kubetriage.k8s.time import format_time
 from kubetriage.models import EvidenceSource
 from kubetriage.playbooks._oom_advice import human
 from kubetriage.playbooks._oom_decide import duration
 from kubetriage.playbooks._oom_facts import Kill, NodeSignal, Revision
 from kubetriage.playbooks._oom_memory import NEAR_LIMIT, MemoryAnalysis, Shape
-from kubetriage.timeutil import format_time
 
 METRIC = "container_memory_working_set_bytes"
 MAX_LISTED = 5

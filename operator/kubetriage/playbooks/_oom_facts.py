@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from kubetriage.clients.kube import ClusterReader, KubeObject
-from kubetriage.objects import event_count, event_time, meta, name_of, pod_template
-from kubetriage.quantity import try_parse_quantity
-from kubetriage.timeutil import parse_time
-from kubetriage.workloads import WorkloadRef
+from kubetriage.clients.kube import ClusterReader
+from kubetriage.k8s.access import KubeObject, meta, name_of, pod_template
+from kubetriage.k8s.events import event_count, event_time
+from kubetriage.k8s.owners import WorkloadRef
+from kubetriage.k8s.quantities import try_parse_quantity
+from kubetriage.k8s.time import parse_time
 
 # A node signal within this distance of a kill is taken to be about that kill (kubelet events
 # and container status timestamps come from the same node clock, seconds apart).

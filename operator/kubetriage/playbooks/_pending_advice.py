@@ -12,12 +12,12 @@ import math
 from collections import Counter
 from typing import Any
 
-from kubetriage.clients.kube import KubeObject
+from kubetriage.k8s.access import KubeObject
+from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import Patch, Recommendation
 from kubetriage.playbooks._pending_placement import node_labels
 from kubetriage.playbooks.base import Context, strategic_patch
 from kubetriage.redact import redact
-from kubetriage.workloads import WorkloadRef
 
 # Kinds whose pod template may be patched; a Job's template is immutable and a Pod's spec too
 # (except for added tolerations).

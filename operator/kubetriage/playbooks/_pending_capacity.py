@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
+from kubetriage.k8s.access import name_of
 from kubetriage.models import Category, EvidenceSource, Recommendation
-from kubetriage.objects import name_of
 from kubetriage.playbooks import _pending_advice as advice
 from kubetriage.playbooks._pending_case import Case, Finding
 from kubetriage.playbooks._pending_messages import Blocker

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubetriage.clients.kube import ClusterReader, KubeObject
+from kubetriage.clients.kube import ClusterReader
+from kubetriage.k8s.access import KubeObject, name_of
+from kubetriage.k8s.events import event_time
 from kubetriage.models import Category, Recommendation
-from kubetriage.objects import event_time, name_of
 from kubetriage.playbooks._pending_messages import Blocker, Reason, SchedulerMessage
 from kubetriage.playbooks.base import Context, Investigation
 from kubetriage.policy import ChangeScope

@@ -9,9 +9,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from kubetriage.clients.kube import KubeObject
+from kubetriage.k8s.access import KubeObject, name_of, pod_template
 from kubetriage.models import Category, EvidenceSource, Recommendation
-from kubetriage.objects import name_of, pod_template
 from kubetriage.playbooks import _pending_advice as advice
 from kubetriage.playbooks._pending_capacity import CORE_RESOURCES
 from kubetriage.playbooks._pending_case import Case, Finding, as_dict, as_list

@@ -11,8 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from kubetriage.clients.kube import KubeObject
-from kubetriage.objects import meta, name_of
+from kubetriage.k8s.access import KubeObject, meta, name_of
 from kubetriage.playbooks._pending_messages import Taint
 
 # Control-plane taints keep workloads off those nodes on purpose: never recommend tolerating them.

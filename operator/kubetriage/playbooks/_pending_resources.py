@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from kubetriage.clients.kube import KubeObject
-from kubetriage.objects import name_of
-from kubetriage.quantity import format_bytes, format_cpu, try_parse_quantity
+from kubetriage.k8s.access import KubeObject, name_of
+from kubetriage.k8s.quantities import format_bytes, format_cpu, try_parse_quantity
 
 _BYTE_RESOURCES = ("memory", "ephemeral-storage", "hugepages-")
 _DONE_PHASES = frozenset({"Succeeded", "Failed"})

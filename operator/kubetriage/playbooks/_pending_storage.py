@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetriage.clients.kube import ClusterReader, KubeObject
-from kubetriage.objects import event_count, meta, name_of
+from kubetriage.clients.kube import ClusterReader
+from kubetriage.k8s.access import KubeObject, meta, name_of
+from kubetriage.k8s.events import event_count
 from kubetriage.playbooks._pending_case import events_about
 
 _SERVICE_ACCOUNT_VOLUME = "kube-api-access-"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+from kubetriage.k8s.access import name_of, pod_template
+from kubetriage.k8s.events import event_count
+from kubetriage.k8s.history import replica_sets_of
 from kubetriage.models import Category, EvidenceSource, Recommendation
-from kubetriage.objects import event_count, name_of, pod_template
 from kubetriage.playbooks import _pending_advice as advice
 from kubetriage.playbooks._pending_case import Case, Finding, as_dict, events_about
 from kubetriage.playbooks._pending_messages import Blocker, MountFailure, parse_mount_message
@@ -20,7 +22,6 @@ from kubetriage.playbooks._pending_storage import (
     object_sources,
 )
 from kubetriage.policy import ChangeScope, Touch
-from kubetriage.workloads import replica_sets_of
 
 _MOUNT_REASONS = frozenset({"FailedMount", "FailedAttachVolume", "FailedMapVolume"})
 _KIND_NAMES = {"configmap": "ConfigMap", "secret": "Secret"}

@@ -6,11 +6,11 @@ import json
 import shlex
 from decimal import Decimal
 
+from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import Recommendation
 from kubetriage.playbooks._rollout_quota import QuotaFailure, QuotaNeed, quantity
 from kubetriage.playbooks.base import recommendation
 from kubetriage.policy import ChangeScope, Touch
-from kubetriage.workloads import WorkloadRef
 
 
 def _deployment(target: WorkloadRef) -> str:

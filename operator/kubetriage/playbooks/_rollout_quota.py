@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from kubetriage.quantity import try_parse_quantity
+from kubetriage.k8s.quantities import try_parse_quantity
 
 _EXCEEDED = re.compile(
     r"exceeded quota: (?P<quota>[^,\s]+), requested: (?P<requested>\S+?), "

@@ -14,14 +14,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from kubetriage.clients.kube import ClusterReader, KubeObject
+from kubetriage.clients.kube import ClusterReader
 from kubetriage.detect import DetectedSymptom
+from kubetriage.k8s.access import KubeObject, container_status, meta, name_of
+from kubetriage.k8s.events import event_time
+from kubetriage.k8s.history import revision_of
+from kubetriage.k8s.owners import WorkloadRef, controller_of
 from kubetriage.models import EvidenceSource, Symptom
-from kubetriage.objects import container_status, event_time, meta, name_of
 from kubetriage.playbooks._rollout_quota import QuotaNeed, fitting_per_pod
 from kubetriage.playbooks.base import Context, Investigation
 from kubetriage.redact import excerpt
-from kubetriage.workloads import WorkloadRef, controller_of, revision_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ERROR_LINE = re.compile(

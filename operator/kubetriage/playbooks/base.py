@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from kubetriage.clients.kube import ClusterReader, KubeObject
+from kubetriage.clients.kube import ClusterReader
 from kubetriage.detect import DetectedSymptom
+from kubetriage.k8s.access import KubeObject
+from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import (
     Category,
     Evidence,
@@ -30,7 +32,6 @@ from kubetriage.models import (
 )
 from kubetriage.policy import ChangeScope
 from kubetriage.redact import redact
-from kubetriage.workloads import WorkloadRef
 
 MAX_EVIDENCE = 50
 MAX_STEPS = 50

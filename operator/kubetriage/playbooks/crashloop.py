@@ -12,15 +12,9 @@ import re
 from collections import Counter
 from typing import Any, ClassVar
 
+from kubetriage.k8s.access import as_dict, container_spec, containers, name_of, pod_template
+from kubetriage.k8s.events import events_about
 from kubetriage.models import Category, EvidenceSource, Symptom
-from kubetriage.objects import (
-    as_dict,
-    container_spec,
-    containers,
-    events_about,
-    name_of,
-    pod_template,
-)
 from kubetriage.playbooks._crashloop_advice import recommend
 from kubetriage.playbooks._crashloop_advice_base import Facts
 from kubetriage.playbooks._crashloop_checks import (

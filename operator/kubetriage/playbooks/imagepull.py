@@ -24,18 +24,17 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from kubetriage.clients.kube import KubeObject
 from kubetriage.detect import IMAGE_PULL_REASONS
-from kubetriage.models import Category, EvidenceSource, Symptom
-from kubetriage.objects import (
+from kubetriage.k8s.access import (
+    KubeObject,
     container_spec,
     container_status,
-    event_count,
-    event_time,
     meta,
     name_of,
     pod_template,
 )
+from kubetriage.k8s.events import event_count, event_time
+from kubetriage.models import Category, EvidenceSource, Symptom
 from kubetriage.playbooks import _imagepull_fix as fix
 from kubetriage.playbooks._imagepull_decide import PullMessage, PullReading, choose
 from kubetriage.playbooks._imagepull_messages import (

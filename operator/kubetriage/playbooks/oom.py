@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from kubetriage.clients.kube import KubeObject, Sample
+from kubetriage.clients.kube import Sample
+from kubetriage.k8s.access import KubeObject, name_of, pod_template
 from kubetriage.models import Category, EvidenceSource, Recommendation, Symptom
-from kubetriage.objects import name_of, pod_template
 from kubetriage.playbooks._oom_advice import Plan
 from kubetriage.playbooks._oom_decide import Findings, decide, duration
 from kubetriage.playbooks._oom_evidence import (

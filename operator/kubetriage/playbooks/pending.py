@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from kubetriage.clients.kube import KubeObject
+from kubetriage.k8s.access import KubeObject, container_status, name_of
+from kubetriage.k8s.events import event_count, event_time
+from kubetriage.k8s.time import format_time
 from kubetriage.models import Category, EvidenceSource, RootCause, Symptom
-from kubetriage.objects import container_status, event_count, event_time, name_of
 from kubetriage.playbooks import _pending_advice as advice
 from kubetriage.playbooks._pending_capacity import check_capacity
 from kubetriage.playbooks._pending_case import (
@@ -39,7 +40,6 @@ from kubetriage.playbooks.base import (
     cause,
 )
 from kubetriage.policy import ChangeScope, Touch
-from kubetriage.timeutil import format_time
 
 STEP_PODS = "Find the pods that cannot start"
 STEP_SCHEDULER = "Read the scheduler's reasons"

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from kubetriage.clients.kube import KubeObject
 from kubetriage.detect import detect_pod
+from kubetriage.k8s.access import KubeObject, name_of, pod_template
+from kubetriage.k8s.events import event_count
 from kubetriage.models import Category, EvidenceSource, RootCause, Symptom, TemplateChange
-from kubetriage.objects import event_count, name_of, pod_template
 from kubetriage.playbooks import _rollout_fix as fix
 from kubetriage.playbooks._rollout_diff import describe, template_changes
 from kubetriage.playbooks._rollout_quota import (

@@ -20,8 +20,9 @@ from helpers import SCENARIOS_DIR
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.detect import DetectedSymptom
 from kubetriage.diagnosis import Finding, diagnose, find_problems
+from kubetriage.k8s.access import name_of
+from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import Category, Symptom
-from kubetriage.objects import name_of
 from kubetriage.playbooks._crashloop_checks import check_dependency, near_name
 from kubetriage.playbooks._crashloop_signals import (
     Signal,
@@ -32,8 +33,7 @@ from kubetriage.playbooks._crashloop_signals import (
 )
 from kubetriage.playbooks.base import Conclusion, Context, Investigation
 from kubetriage.playbooks.crashloop import STEPS, CrashLoopPlaybook
-from kubetriage.reports import build_report
-from kubetriage.workloads import WorkloadRef
+from kubetriage.reports.build import build_report
 
 NS = "shop"
 APP = "api"

@@ -29,11 +29,11 @@ from typing import Any
 import kopf
 import structlog
 
-from kubetriage import metrics
 from kubetriage.config import Settings, election_identity
-from kubetriage.leader import ElectionConfig, KubeLeaseClient, LeaderElector
+from kubetriage.runtime import metrics
+from kubetriage.runtime.leader import ElectionConfig, KubeLeaseClient, LeaderElector
 
-log = structlog.get_logger("kubetriage.runner")
+log = structlog.get_logger("kubetriage.runtime.runner")
 EXIT_LOST_LEADERSHIP = 1
 
 
@@ -148,7 +148,7 @@ class _StopRequest:
 
 def run_elected(settings: Settings) -> int:
     """Follow until this replica holds the Lease, then run kopf while renewing it."""
-    from kubetriage.handlers import api_client  # noqa: PLC0415 (kopf's handlers register here)
+    from kubetriage.runtime.handlers import api_client  # noqa: PLC0415 (kopf's handlers register here)
 
     config = ElectionConfig(
         lease_seconds=settings.leader_election_lease_seconds,

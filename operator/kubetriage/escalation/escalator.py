@@ -13,16 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kubetriage.clients.linear import (
+from kubetriage.escalation.linear import (
     IssueRef,
     LinearAuthError,
     LinearClient,
     LinearError,
     issue_id_for,
 )
-from kubetriage.issue_body import PRIORITY_BY_SEVERITY, issue_markdown, issue_title
 from kubetriage.models import DiagnosisReport, Escalation, EscalationState
 from kubetriage.policy import Classification
+from kubetriage.reports.render.issue import PRIORITY_BY_SEVERITY, issue_markdown, issue_title
 
 NOT_CONFIGURED = (
     "not sent: Linear is not configured (KUBETRIAGE_LINEAR_API_KEY and KUBETRIAGE_LINEAR_TEAM_ID)"

@@ -35,9 +35,9 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from kubetriage.timeutil import parse_time
+from kubetriage.k8s.time import parse_time
 
-log = structlog.get_logger("kubetriage.leader")
+log = structlog.get_logger("kubetriage.runtime.leader")
 GROUP, VERSION, PLURAL = "coordination.k8s.io", "v1", "leases"
 # Followers wait the retry period times a factor in [1, JITTER) between tries, so that many
 # replicas do not hit the apiserver in step (client-go uses the same factor, 1.2).

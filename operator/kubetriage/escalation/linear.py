@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Self
 import httpx
 
 from kubetriage import __version__
-from kubetriage.clients import linear_documents as docs
+from kubetriage.escalation import documents as docs
 
 DEFAULT_URL = "https://api.linear.app/graphql"
 USER_AGENT = f"kubetriage/{__version__}"

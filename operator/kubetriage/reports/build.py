@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from kubetriage.diagnosis import Finding
+from kubetriage.k8s.time import parse_time
 from kubetriage.models import (
     Condition,
     DiagnosisReport,
@@ -29,7 +30,6 @@ from kubetriage.models import (
     Status,
     Target,
 )
-from kubetriage.timeutil import parse_time
 
 MAX_NAME_LENGTH = 63
 LABEL_SYMPTOM = "kubetriage.io/symptom"

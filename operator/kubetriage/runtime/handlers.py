@@ -17,15 +17,17 @@ import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
-from kubetriage import metrics
 from kubetriage.clients.kube import LiveClusterReader, SharedCache
-from kubetriage.clients.linear import LinearClient
 from kubetriage.clients.prometheus import PrometheusHistory
-from kubetriage.clients.report_store import ReportStore, dry_run_patch
 from kubetriage.clients.scheduled import ScheduledPods
 from kubetriage.config import Settings
-from kubetriage.controller import Controller
-from kubetriage.escalation import Escalator, LinearSettings
+from kubetriage.escalation.escalator import Escalator, LinearSettings
+from kubetriage.escalation.linear import LinearClient
+from kubetriage.reports.dry_run import dry_run_patch
+from kubetriage.reports.events import EventRecorder
+from kubetriage.reports.store import ReportStore
+from kubetriage.runtime import metrics
+from kubetriage.runtime.controller import Controller
 
 
 @kopf.on.startup()
@@ -49,6 +51,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.controller = Controller(
         options,
         ReportStore(api),
+        EventRecorder(api),
         lambda: LiveClusterReader(
             api,
             cluster_name=options.cluster_name,

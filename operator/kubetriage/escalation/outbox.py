@@ -18,13 +18,13 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from kubetriage import metrics
-from kubetriage.escalation import Escalator, planned_escalation
+from kubetriage.escalation.escalator import Escalator, planned_escalation
 from kubetriage.models import DiagnosisReport, Escalation, EscalationState
 from kubetriage.policy import Classification
-from kubetriage.reports import ReportChange
+from kubetriage.reports.build import ReportChange
+from kubetriage.runtime import metrics
 
-log = structlog.get_logger("kubetriage.outbox")
+log = structlog.get_logger("kubetriage.escalation.outbox")
 Report = dict[str, Any]
 WriteStatus = Callable[[str, str, dict[str, Any]], Awaitable[Report]]
 RETRY_SECONDS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0)

@@ -24,26 +24,27 @@ from typing import Any, TypeVar
 
 import structlog
 
-from kubetriage import metrics
-from kubetriage.clients.kube import ClusterReader, KubeObject
-from kubetriage.clients.report_store import ReportStore
+from kubetriage.clients.kube import ClusterReader
 from kubetriage.config import Settings
 from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
 from kubetriage.diagnosis import Options, Problem, diagnose_problem
-from kubetriage.escalation import Escalator
+from kubetriage.escalation.escalator import Escalator
+from kubetriage.escalation.outbox import Outbox
+from kubetriage.k8s.access import KubeObject, meta, name_of
+from kubetriage.k8s.owners import WorkloadRef, owning_workload, ref_of
 from kubetriage.models import DiagnosisReport, DryRun, Patch, Symptom
-from kubetriage.objects import meta, name_of
-from kubetriage.outbox import Outbox
-from kubetriage.reports import (
+from kubetriage.reports.build import (
     ReportChange,
     build_report,
     merge_with_existing,
     report_name,
     resolved_status,
 )
-from kubetriage.workloads import WorkloadRef, ref_of
+from kubetriage.reports.events import EventRecorder
+from kubetriage.reports.store import ReportStore
+from kubetriage.runtime import metrics
 
-log = structlog.get_logger("kubetriage.controller")
+log = structlog.get_logger("kubetriage.runtime.controller")
 T = TypeVar("T")
 TrackerKey = tuple[str, str, str, Symptom]
 # A burst of pods of one workload arrives over a moment: wait this long after a change before
@@ -91,6 +92,7 @@ class Controller:
         self,
         settings: Settings,
         store: ReportStore,
+        events: EventRecorder,
         reader_factory: Callable[[], ClusterReader],
         *,
         escalator: Escalator | None = None,
@@ -99,6 +101,7 @@ class Controller:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.events = events
         self.reader_factory = reader_factory
         self.clock = clock
         self.options = Options(production_selector=settings.production_labels())
@@ -212,21 +215,8 @@ class Controller:
         return tracker
 
     def _workload_of(self, pod: KubeObject) -> WorkloadRef:
-        """The pod's top-level workload from its own metadata: a Deployment's ReplicaSet is named
-        `<deployment>-<pod-template-hash>`, so no API call is needed in the common case."""
-        namespace = str(meta(pod).get("namespace") or "default")
-        owners = [r for r in meta(pod).get("ownerReferences") or [] if isinstance(r, dict)]
-        owner = next((r for r in owners if r.get("controller")), owners[0] if owners else None)
-        if owner is None:
-            return ref_of(dict(pod, kind="Pod", apiVersion="v1"), "Pod")
-        kind, name = str(owner.get("kind")), str(owner.get("name"))
-        template_hash = (meta(pod).get("labels") or {}).get("pod-template-hash")
-        if kind == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
-            deployment = name[: -len(template_hash) - 1]
-            uid = self._deployment_uids.get((namespace, deployment))
-            return WorkloadRef(namespace, "Deployment", deployment, "apps/v1", uid)
-        api_version = {"Job": "batch/v1"}.get(kind, "apps/v1")
-        return WorkloadRef(namespace, kind, name, api_version, owner.get("uid"))
+        """The pod's top-level workload from its own metadata: no API call is needed."""
+        return owning_workload(pod, known_uids=self._deployment_uids)
 
     # -- diagnosis ------------------------------------------------------------------------------
 
@@ -311,7 +301,7 @@ class Controller:
                 f"{status.root_cause.summary}"
             )
             await self._off_loop(
-                self.store.emit_event, finding.target, reason="Diagnosed", message=message
+                self.events.emit, finding.target, reason="Diagnosed", message=message
             )
 
     async def _with_dry_run(self, report: DiagnosisReport) -> DiagnosisReport:
@@ -351,7 +341,7 @@ class Controller:
             await self.outbox.after_resolution(stored)
             log.info("resolved", report=f"{tracker.target.namespace}/{tracker.report_name}")
             await self._off_loop(
-                self.store.emit_event,
+                self.events.emit,
                 tracker.target,
                 reason="Resolved",
                 message=f"DiagnosisReport {tracker.report_name}: {summary}",

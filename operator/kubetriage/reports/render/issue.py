@@ -6,9 +6,9 @@ the report was built; it is redacted once more here because an issue leaves the 
 
 from __future__ import annotations
 
+from kubetriage.k8s.time import format_time
 from kubetriage.models import DiagnosisReport, Severity
 from kubetriage.redact import redact
-from kubetriage.timeutil import format_time
 
 MAX_BODY = 60_000
 PRIORITY_BY_SEVERITY = {Severity.CRITICAL: 1, Severity.WARNING: 2, Severity.INFO: 3}
