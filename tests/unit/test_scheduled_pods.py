@@ -16,7 +16,7 @@ from helpers import SCENARIOS_DIR
 from kubetriage.clients.scheduled import ScheduledPods, placement_of
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.k8s.access import is_scheduled
-from kubetriage.playbooks._pending_resources import node_rooms
+from kubetriage.playbooks.pending.reads import node_rooms
 
 
 def pod(

@@ -14,7 +14,7 @@ and `name` labels change on a restart): the series are merged into one list of (
 bytes) in time order; two series at one timestamp keep the higher value, NaN and infinities are
 dropped. The playbook cuts the merged list back into instances where usage drops or pauses.
 
-How an answer reaches the OOMKilled playbook (`playbooks/oom.py`, `_read_history`):
+How an answer reaches the OOMKilled playbook (`playbooks/oom/reads.py`, `read_memory_history`):
 
 - samples -> `[(ts, value), ...]`: the history is analysed;
 - Prometheus answered, no such series (or only NaN) -> `[]`: "no <metric> series for container

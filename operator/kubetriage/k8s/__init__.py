@@ -10,6 +10,7 @@ Playbooks, detection, the reports and the runtime read objects only through thes
 - `history`: a Deployment's revisions and the difference between two pod templates.
 - `quantities`: resource quantities, parsed as the apiserver does and written as people do.
 - `resources`: what a pod requests, as the scheduler and the quota admission count it.
+- `scheduling`: where a pod may run: node affinity against labels, taints against tolerations.
 - `selectors`: label selectors, equality- and set-based, as kubectl accepts them.
 - `time`: timestamps as the API writes them.
 """

@@ -28,6 +28,12 @@ def dicts(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
+def text(value: Any) -> str:
+    """The value if it is a string, else "": a field compared with a set of known values may
+    hold a list or a mapping in a malformed object, which a set cannot hash."""
+    return value if isinstance(value, str) else ""
+
+
 def int_field(obj: dict[str, Any], key: str, default: int) -> int:
     """An integer field, `default` when absent or not an integer (booleans are not)."""
     value = obj.get(key)

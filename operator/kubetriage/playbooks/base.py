@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from kubetriage.clients.kube import ClusterReader
 from kubetriage.detect import DetectedSymptom
-from kubetriage.k8s.access import KubeObject
+from kubetriage.k8s.access import KubeObject, clip
 from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import (
     Category,
@@ -29,15 +29,17 @@ from kubetriage.models import (
     RootCause,
     Step,
     Symptom,
+    max_length,
 )
 from kubetriage.policy import ChangeScope
 from kubetriage.redact import redact
 
 MAX_EVIDENCE = 50
 MAX_STEPS = 50
-_SUMMARY_LIMIT = 1024
-_DETAIL_LIMIT = 16384
-_OUTCOME_LIMIT = 2048
+_SUMMARY_LIMIT = max_length(Evidence, "summary")
+_DETAIL_LIMIT = max_length(Evidence, "detail")
+_OUTCOME_LIMIT = max_length(Step, "outcome")
+_CAUSE_LIMIT = max_length(RootCause, "summary")
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,6 @@ class Context:
         return max(names, key=names.count) if names else None
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 @dataclass
 class Investigation:
     """The trace a playbook leaves: steps in order, and evidence (always redacted)."""
@@ -87,7 +85,7 @@ class Investigation:
     def step(self, name: str, outcome: str) -> None:
         """Record that a step ran and what it concluded."""
         if len(self.steps) < MAX_STEPS:
-            self.steps.append(Step(name=name, outcome=_clip(redact(outcome), _OUTCOME_LIMIT)))
+            self.steps.append(Step(name=name, outcome=clip(redact(outcome), _OUTCOME_LIMIT)))
 
     def add_evidence(self, source: EvidenceSource, summary: str, detail: str | None = None) -> None:
         """Record one observation; text from the cluster is redacted here, once for all."""
@@ -95,8 +93,8 @@ class Investigation:
             return
         item = Evidence(
             source=source,
-            summary=_clip(redact(summary), _SUMMARY_LIMIT),
-            detail=_clip(redact(detail), _DETAIL_LIMIT) if detail else None,
+            summary=clip(redact(summary), _SUMMARY_LIMIT),
+            detail=clip(redact(detail), _DETAIL_LIMIT) if detail else None,
         )
         if item not in self.evidence:
             self.evidence.append(item)
@@ -113,18 +111,18 @@ class Conclusion:
     scope: ChangeScope = field(default_factory=ChangeScope)
 
 
-_RECOMMENDATION_TEXT_LIMITS = {"summary": 1024, "command": 2048, "rollback": 2048,
-                               "validation": 2048}  # fmt: skip
-PATCH_LIMIT = 16384
+_RECOMMENDATION_TEXTS = ("summary", "command", "rollback", "validation")
+PATCH_LIMIT = max_length(Patch, "content")
 
 
 def recommendation(**fields: Any) -> Recommendation:
     """A Recommendation with every text redacted and clipped to the CRD's limits: text built
-    from the cluster (images, refusal messages) can be any length and carry anything."""
-    for key, limit in _RECOMMENDATION_TEXT_LIMITS.items():
+    from the cluster (images, refusal messages) can be any length and carry anything. The one
+    way every playbook builds its recommendations."""
+    for key in _RECOMMENDATION_TEXTS:
         value = fields.get(key)
         if isinstance(value, str):
-            fields[key] = _clip(redact(value), limit)
+            fields[key] = clip(redact(value), max_length(Recommendation, key))
     return Recommendation(**fields)
 
 
@@ -151,7 +149,7 @@ def cause(category: Category, summary: str, confidence: float) -> RootCause:
     """A RootCause with a redacted, bounded summary."""
     return RootCause(
         category=category,
-        summary=_clip(redact(summary), _SUMMARY_LIMIT),
+        summary=clip(redact(summary), _CAUSE_LIMIT),
         confidence=round(min(1.0, max(0.0, confidence)), 2),
     )
 

@@ -23,16 +23,17 @@ from kubetriage.diagnosis import Finding, diagnose, find_problems
 from kubetriage.k8s.access import name_of
 from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import Category, Symptom
-from kubetriage.playbooks._crashloop_checks import check_dependency, near_name
-from kubetriage.playbooks._crashloop_signals import (
+from kubetriage.playbooks.base import Conclusion, Context, Investigation
+from kubetriage.playbooks.crashloop import STEPS, CrashLoopPlaybook
+from kubetriage.playbooks.crashloop.decide import near_name
+from kubetriage.playbooks.crashloop.messages import (
     Signal,
     headline,
     probe_failure,
     scan_log,
     start_error,
 )
-from kubetriage.playbooks.base import Conclusion, Context, Investigation
-from kubetriage.playbooks.crashloop import STEPS, CrashLoopPlaybook
+from kubetriage.playbooks.crashloop.reads import check_dependency
 from kubetriage.reports.build import build_report
 
 NS = "shop"

@@ -18,7 +18,7 @@ from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import Finding, Options, diagnose_problem, find_problems
 from kubetriage.models import Category, EvidenceSource, Recommendation, Symptom
 from kubetriage.playbooks import playbook_for
-from kubetriage.playbooks._imagepull_messages import classify, parse_image
+from kubetriage.playbooks.imagepull.messages import classify, parse_image
 from kubetriage.policy import Touch
 
 NS = "shop"

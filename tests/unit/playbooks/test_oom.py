@@ -23,8 +23,9 @@ from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import Finding, diagnose
 from kubetriage.models import Category, EvidenceSource, Symptom
 from kubetriage.playbooks import playbook_for
-from kubetriage.playbooks._oom_advice import quantity, round_up_memory, size_from_peak
-from kubetriage.playbooks._oom_memory import Pattern, Shape, analyze_memory
+from kubetriage.playbooks.oom.advise import memory_quantity as quantity
+from kubetriage.playbooks.oom.advise import round_up_memory, size_from_peak
+from kubetriage.playbooks.oom.memory import Pattern, Shape, analyze_memory
 
 MI = 2**20
 GI = 2**30

@@ -19,15 +19,16 @@ import pytest
 from helpers import SCENARIOS_DIR
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import Finding, diagnose
+from kubetriage.k8s.resources import pod_requests
+from kubetriage.k8s.scheduling import NodeSelectorRequirement as Requirement
+from kubetriage.k8s.scheduling import nearest_labels
 from kubetriage.models import Category, Symptom
-from kubetriage.playbooks._pending_messages import (
+from kubetriage.playbooks.pending import PendingPlaybook
+from kubetriage.playbooks.pending.messages import (
     Blocker,
     parse_mount_message,
     parse_scheduler_message,
 )
-from kubetriage.playbooks._pending_placement import Requirement, nearest_labels
-from kubetriage.playbooks._pending_resources import pod_requests
-from kubetriage.playbooks.pending import PendingPlaybook
 from kubetriage.policy import Touch
 
 NS = "shop"

@@ -19,7 +19,7 @@ from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import Finding, Options, diagnose_problem, find_problems
 from kubetriage.models import Category, Recommendation, Symptom
 from kubetriage.playbooks import playbook_for
-from kubetriage.playbooks._rollout_quota import parse_failure
+from kubetriage.playbooks.rollout.messages import parse_failure
 from kubetriage.policy import Touch
 
 NS = "shop"

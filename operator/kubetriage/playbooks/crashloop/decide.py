@@ -1,0 +1,406 @@
+"""How the CrashLoopBackOff runbook decides: the cause each affected pod's own evidence points
+at, then the one answer the pods agree on, how sure that makes us, the one-line summary that
+names the facts, and the ranked alternatives. Pure rules over what `reads` gathered.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+from kubetriage.k8s.access import as_dict
+from kubetriage.k8s.owners import WorkloadRef
+from kubetriage.models import Category, RootCause
+from kubetriage.playbooks.base import cause
+from kubetriage.playbooks.crashloop.messages import Clue, Signal, headline, reads_as_error
+from kubetriage.playbooks.crashloop.reads import ConfigView, Crash, DependencyCheck, probe_window
+
+C = Category
+# When pods disagree, the most common cause wins; ties go to the more specific cause.
+PRECEDENCE = (
+    C.CRASHLOOP_COMMAND_NOT_FOUND,
+    C.CRASHLOOP_PERMISSION_DENIED,
+    C.CRASHLOOP_LIVENESS_PROBE_FAILURE,
+    C.CRASHLOOP_MISSING_CONFIGURATION,
+    C.CRASHLOOP_DEPENDENCY_UNAVAILABLE,
+    C.CRASHLOOP_EXITED_IMMEDIATELY,
+    C.CRASHLOOP_SEGFAULT,
+    C.CRASHLOOP_APPLICATION_ERROR,
+)
+# Causes only a log can show: without any log they rest on less.
+_LOG_BASED = frozenset(
+    {
+        C.CRASHLOOP_MISSING_CONFIGURATION,
+        C.CRASHLOOP_DEPENDENCY_UNAVAILABLE,
+        C.CRASHLOOP_APPLICATION_ERROR,
+    }
+)
+_LISTED_PODS = 3
+NO_LOG = "no previous log was available"
+
+
+# --- each pod on its own ---------------------------------------------------------------------
+# A missing file in one of these places, or of one of these types, is configuration.
+_CONFIG_DIRS = (
+    "/etc/",
+    "/config",
+    "/conf",
+    "/secrets",
+    "/run/secrets",
+    "/var/run/secrets",
+    "/vault/",
+)
+_CONFIG_EXTENSIONS = (".yaml", ".yml", ".json", ".toml", ".ini", ".conf", ".cfg", ".properties",
+                      ".env", ".xml", ".crt", ".pem", ".key", ".cert")  # fmt: skip
+
+
+def config_like(path: str, mounts: list[str]) -> bool:
+    """Whether a missing file is configuration (rather than a file the image lacks)."""
+    lowered = path.lower()
+    return (
+        lowered.startswith(_CONFIG_DIRS)
+        or lowered.endswith(_CONFIG_EXTENSIONS)
+        or any(
+            word in lowered for word in ("config", "conf.", "secret", "cert", "tls", "credential")
+        )
+        or any(m and path.startswith(m.rstrip("/") + "/") for m in mounts)
+        or not path.startswith("/")  # a bare name such as viper's Config File "config"
+    )
+
+
+def classify(crash: Crash, *, must_run: bool, probe: dict[str, Any], mounts: list[str]) -> None:
+    """The root cause this pod's own evidence points at, with how sure it makes us."""
+    code, start = crash.exit_code, crash.start_failure
+
+    def verdict(
+        category: Category, confidence: float, clue: Clue | None = None, detail: str = ""
+    ) -> None:
+        crash.category, crash.confidence, crash.clue = category, confidence, clue
+        crash.subject = clue.subject if clue else None
+        crash.detail = detail or (clue.detail if clue else "")
+
+    def last(*signals: Signal) -> Clue | None:
+        return next((f for f in reversed(crash.clues) if f.signal in signals), None)
+
+    if start is not None and start.signal in {
+        Signal.COMMAND,
+        Signal.PERMISSION,
+        Signal.EXEC_FORMAT,
+    }:
+        category = {
+            Signal.COMMAND: Category.CRASHLOOP_COMMAND_NOT_FOUND,
+            Signal.PERMISSION: Category.CRASHLOOP_PERMISSION_DENIED,
+            Signal.EXEC_FORMAT: Category.CRASHLOOP_APPLICATION_ERROR,
+        }[start.signal]
+        return verdict(
+            category, 0.95 if start.signal != Signal.EXEC_FORMAT else 0.85, start, "exec"
+        )
+    if code == 127:
+        found = last(Signal.COMMAND)
+        return verdict(Category.CRASHLOOP_COMMAND_NOT_FOUND, 0.95 if found else 0.85, found)
+    if code == 126:
+        found = last(Signal.PERMISSION)
+        return verdict(Category.CRASHLOOP_PERMISSION_DENIED, 0.95 if found else 0.85, found, "exec")
+    if crash.kill_probe is not None:
+        return verdict(Category.CRASHLOOP_LIVENESS_PROBE_FAILURE, 0.9, detail=_probe_kind(crash))
+    if code in {137, 143} and crash.probe_failures:
+        return verdict(Category.CRASHLOOP_LIVENESS_PROBE_FAILURE, 0.75, detail=_probe_kind(crash))
+    if code == 137 and _within_kill_window(crash, probe):
+        # Events expire after an hour: a SIGKILL right when the liveness probe would have given
+        # up is the probe's doing even when its events are gone.
+        return verdict(Category.CRASHLOOP_LIVENESS_PROBE_FAILURE, 0.6, detail="expired")
+    if code == 139:
+        return verdict(
+            Category.CRASHLOOP_SEGFAULT,
+            0.95 if last(Signal.SEGFAULT) else 0.9,
+            last(Signal.SEGFAULT),
+        )
+    if code == 0 or crash.reason == "Completed":
+        if must_run:
+            return verdict(Category.CRASHLOOP_EXITED_IMMEDIATELY, 0.9)
+        return verdict(Category.CRASHLOOP_APPLICATION_ERROR, 0.5)
+    actionable = [
+        f for f in crash.clues
+        if f.signal != Signal.CONFIG_FILE or config_like(str(f.subject), mounts)
+    ]  # fmt: skip
+    if code is not None:
+        actionable = [f for f in actionable if f.signal != Signal.SEGFAULT]
+    if actionable:
+        found = actionable[-1]
+        category, confidence, detail = {
+            Signal.COMMAND: (Category.CRASHLOOP_COMMAND_NOT_FOUND, 0.85, ""),
+            Signal.PERMISSION: (
+                Category.CRASHLOOP_PERMISSION_DENIED,
+                0.85 if found.detail == "exec" else 0.8,
+                "",
+            ),
+            Signal.EXEC_FORMAT: (Category.CRASHLOOP_APPLICATION_ERROR, 0.85, ""),
+            Signal.CONFIG_KEY: (Category.CRASHLOOP_MISSING_CONFIGURATION, 0.8, ""),
+            Signal.CONFIG_FILE: (Category.CRASHLOOP_MISSING_CONFIGURATION, 0.75, ""),
+            Signal.DEPENDENCY: (Category.CRASHLOOP_DEPENDENCY_UNAVAILABLE, 0.8, ""),
+            Signal.SEGFAULT: (Category.CRASHLOOP_SEGFAULT, 0.7, ""),
+            Signal.START_OTHER: (Category.CRASHLOOP_APPLICATION_ERROR, 0.7, ""),
+        }[found.signal]
+        return verdict(category, confidence, found, detail)
+    if start is not None:
+        return verdict(Category.CRASHLOOP_APPLICATION_ERROR, 0.7, start)
+    if code == 137:
+        return verdict(Category.CRASHLOOP_APPLICATION_ERROR, 0.55, detail="sigkill")
+    return verdict(Category.CRASHLOOP_APPLICATION_ERROR, 0.75 if crash.log else 0.5)
+
+
+def _probe_kind(crash: Crash) -> str:
+    kinds = [failure.kind for failure, _ in crash.probe_failures]
+    return max(kinds, key=kinds.count) if kinds else ""
+
+
+def _within_kill_window(crash: Crash, probe: dict[str, Any]) -> bool:
+    runtime = crash.runtime
+    if not probe or runtime is None:
+        return False
+    window = probe_window(probe)[4]
+    grace = 30 + 10  # the default termination grace period, and slack
+    return window <= runtime <= window + grace
+
+
+def near_name(wanted: str, candidates: set[str]) -> str | None:
+    """The candidate most likely meant by `wanted`: the same words abbreviated (DB_URL for
+    DATABASE_URL), or a close spelling."""
+    words = _words(wanted)
+    for candidate in sorted(candidates - {wanted}):
+        theirs = _words(candidate)
+        if len(theirs) == len(words) and all(
+            _abbreviates(a, b) or _abbreviates(b, a) for a, b in zip(theirs, words, strict=True)
+        ):
+            return candidate
+    close = difflib.get_close_matches(wanted, sorted(candidates - {wanted}), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _words(name: str) -> list[str]:
+    return [w for w in re.split(r"[^A-Za-z0-9]+", name.lower()) if w]
+
+
+def _abbreviates(short: str, long: str) -> bool:
+    if not short or short[0] != long[0] or len(short) > len(long):
+        return False
+    rest = iter(long[1:])
+    return all(char in rest for char in short[1:])
+
+
+# --- the pods together ------------------------------------------------------------------------
+
+
+@dataclass
+class Picture:
+    """Everything the runbook has established, across the affected pods."""
+
+    target: WorkloadRef
+    crashes: list[Crash] = field(default_factory=list)
+    spec: dict[str, Any] = field(default_factory=dict)  # the crashing container's spec
+    view: ConfigView = field(default_factory=ConfigView)
+    dependency: DependencyCheck | None = None
+    key_note: str | None = None  # what the config check found about the key the log names
+    promoted: bool = False  # MissingConfiguration from pod-spec references alone
+
+    @property
+    def has_logs(self) -> bool:
+        """Whether any affected pod had a previous log."""
+        return any(c.log for c in self.crashes)
+
+    def agreeing(self, category: Category) -> list[Crash]:
+        """The pods whose own evidence points at `category` (all of them when promoted)."""
+        if self.promoted:
+            return list(self.crashes)
+        return [c for c in self.crashes if c.category == category]
+
+
+def primary_of(picture: Picture) -> Category:
+    """The cause most pods point at (the more specific one on a tie)."""
+    if not picture.crashes:
+        return C.CRASHLOOP_APPLICATION_ERROR
+    counts = Counter(c.category for c in picture.crashes)
+    return max(counts, key=lambda k: (counts[k], -PRECEDENCE.index(k)))
+
+
+def confidence_of(picture: Picture, primary: Category) -> float:
+    """How sure the evidence makes the primary cause: each pod's own confidence, scaled by the
+    share of pods that agree, raised when all fail the same way, and lowered for missing logs,
+    missing status, and a dependency that turned out to be up."""
+    crashes = picture.crashes
+    if picture.promoted:
+        # An optional reference is silently absent; a missing required one stops the next start
+        # (CreateContainerConfigError), so it explains less of a crash loop.
+        silent = any(r.silently_missing for r in picture.view.missing)
+        return (0.75 if silent else 0.55) - (0.0 if picture.has_logs else 0.1)
+    agreeing = picture.agreeing(primary)
+    if not agreeing:
+        return 0.3
+    share = len(agreeing) / len(crashes)
+    value = sum(c.confidence for c in agreeing) / len(agreeing) * (0.6 + 0.4 * share)
+    if share == 1 and len(agreeing) > 1 and len({c.signature for c in agreeing}) == 1:
+        value += 0.05
+    if primary in _LOG_BASED and not picture.has_logs:
+        value -= 0.15
+    if all(c.exit_code is None and not c.reason for c in crashes):
+        value -= 0.2
+    dep = picture.dependency
+    if primary == C.CRASHLOOP_DEPENDENCY_UNAVAILABLE and dep is not None:
+        if dep.state in {"no-service", "no-ready-endpoints"}:
+            value += 0.1
+        elif dep.state == "ready":
+            value -= 0.15
+    if primary == C.CRASHLOOP_MISSING_CONFIGURATION and any(
+        r.silently_missing for r in picture.view.missing
+    ):
+        value += 0.05
+    return min(0.97, max(0.05, value))
+
+
+def summary_of(picture: Picture, primary: Category) -> str:
+    """One line naming the concrete facts: container, workload, pods, codes, subjects."""
+    agreeing = picture.agreeing(primary)
+    lead = agreeing[0] if agreeing else (picture.crashes[0] if picture.crashes else None)
+    target = f"{picture.target.kind} {picture.target.name}"
+    if lead is None:
+        return f"{target} is crash-looping, but no affected pod's status could be read."
+    count = len(agreeing) or len(picture.crashes)
+    who = f"{what(lead)} of {target} ({count} of {len(picture.crashes)} pod(s))"
+    code = f"exit code {lead.exit_code}" if lead.exit_code is not None else "no exit code"
+    runtime = median_of([c.runtime for c in agreeing])
+    ran = f" after {runtime:.0f}s" if runtime is not None else ""
+    said = headline(lead.log) if lead.log else None
+    subject = lead.subject or "its command"
+    reason = f", {lead.reason}" if lead.reason else ""
+    if primary == C.CRASHLOOP_COMMAND_NOT_FOUND:
+        text = f"{who} cannot start: {subject} is not found ({code}{reason})"
+    elif primary == C.CRASHLOOP_PERMISSION_DENIED:
+        text = f"{who} fails with permission denied on {subject} ({code})"
+    elif primary == C.CRASHLOOP_LIVENESS_PROBE_FAILURE:
+        text = _liveness(picture, who, lead, ran)
+    elif primary == C.CRASHLOOP_MISSING_CONFIGURATION:
+        text = _configuration(picture, who, lead, code)
+    elif primary == C.CRASHLOOP_DEPENDENCY_UNAVAILABLE:
+        dep = picture.dependency
+        reached = f"{dep.target}: {dep.sentence()}" if dep else "a dependency"
+        text = f"{who} exits ({code}) because it cannot reach {reached}"
+    elif primary == C.CRASHLOOP_EXITED_IMMEDIATELY:
+        text = (
+            f"{who} exits with code 0 ({lead.reason or 'Completed'}){ran}, but a "
+            f"{picture.target.kind} restarts it: it runs to completion instead of staying up"
+        )
+    elif primary == C.CRASHLOOP_SEGFAULT:
+        text = f"{who} crashes with SIGSEGV ({code})" + (f": {said}" if said else "")
+    else:
+        text = f"{who} exits with {code}{ran}"
+        if lead.detail == "sigkill":
+            text += ", killed by SIGKILL without OOMKilled or liveness-probe events"
+        if lead.clue is not None and lead.clue.signal == Signal.EXEC_FORMAT:
+            text += " (exec format error: the image is built for another CPU architecture)"
+        if said:
+            text += f": {said}" if reads_as_error(said) else f"; its log ends with: {said}"
+    # A container the runtime could not start has no log by nature: its message stands in.
+    if not picture.has_logs and lead.start_failure is None:
+        text += f" ({NO_LOG})"
+    return text
+
+
+def _liveness(picture: Picture, who: str, lead: Crash, ran: str) -> str:
+    delay, timeout, period, threshold, window = probe_window(
+        as_dict(picture.spec.get("livenessProbe"))
+    )
+    said = Counter(f.detail for c in picture.crashes for f, _ in c.probe_failures).most_common(1)
+    why = f" ({said[0][0]})" if said else ""
+    if not said and lead.detail == "expired":
+        why = " (their events have expired; the SIGKILL came when the probe would give up)"
+    which = "startup" if lead.kill_probe == "startup" else "liveness"
+    startup = "" if picture.spec.get("startupProbe") else " and there is no startupProbe"
+    return (
+        f"The kubelet kills {who} after failed {which} probes{why}{ran}; the liveness probe "
+        f"allows {window}s (initialDelaySeconds {delay}, periodSeconds {period}, "
+        f"failureThreshold {threshold}, timeoutSeconds {timeout}){startup}"
+    )
+
+
+def _configuration(picture: Picture, who: str, lead: Crash, code: str) -> str:
+    missing = picture.view.missing
+    if lead.subject and not picture.promoted:
+        reason = picture.key_note or f"the log says {lead.subject} is missing"
+        return f"{who} exits ({code}) because {lead.subject} is missing: {reason}"
+    ref = missing[0] if missing else None
+    subject = (ref.key or ref.name) if ref else "a setting"
+    described = ref.describe() if ref else "a referenced setting is missing"
+    return f"{who} exits ({code}) with {subject} unavailable: {described}"
+
+
+def alternatives_of(
+    picture: Picture, primary: Category, confidence: float
+) -> tuple[RootCause, ...]:
+    """Other causes the evidence leaves open, most likely first."""
+    found: dict[Category, RootCause] = {}
+    total = len(picture.crashes) or 1
+    for category, count in Counter(c.category for c in picture.crashes).items():
+        if category == primary or (picture.promoted and category == C.CRASHLOOP_APPLICATION_ERROR):
+            continue
+        members = [c for c in picture.crashes if c.category == category]
+        subject = f": {members[0].subject}" if members[0].subject else ""
+        found[category] = cause(
+            category,
+            f"{count} of {total} pod(s) ({names(members)}) point at this instead{subject}",
+            min(confidence, members[0].confidence * count / total),
+        )
+    dep = picture.dependency
+    if primary == C.CRASHLOOP_DEPENDENCY_UNAVAILABLE and dep is not None and dep.state == "ready":
+        found.setdefault(C.CRASHLOOP_APPLICATION_ERROR, cause(
+            C.CRASHLOOP_APPLICATION_ERROR,
+            f"Service {dep.service} has ready endpoints: the connection settings (port, TLS, "
+            "address) may be wrong rather than the dependency down", 0.35))  # fmt: skip
+    if primary == C.CRASHLOOP_LIVENESS_PROBE_FAILURE:
+        wanted = {Signal.DEPENDENCY, Signal.CONFIG_KEY}
+        logged = next((f for c in picture.crashes for f in c.clues if f.signal in wanted), None)
+        if logged is not None:
+            category = (
+                C.CRASHLOOP_DEPENDENCY_UNAVAILABLE
+                if logged.signal == Signal.DEPENDENCY
+                else C.CRASHLOOP_MISSING_CONFIGURATION
+            )
+            found.setdefault(
+                category, cause(category, f"the log also shows: {logged.line[:200]}", 0.3)
+            )
+        found.setdefault(C.CRASHLOOP_APPLICATION_ERROR, cause(
+            C.CRASHLOOP_APPLICATION_ERROR,
+            "the health endpoint may fail for good, not only during start-up: check it once the "
+            "app has had time to start", 0.2))  # fmt: skip
+    if primary == C.CRASHLOOP_APPLICATION_ERROR and any(
+        c.exit_code == 137 for c in picture.crashes
+    ):
+        found.setdefault(C.CRASHLOOP_LIVENESS_PROBE_FAILURE, cause(
+            C.CRASHLOOP_LIVENESS_PROBE_FAILURE,
+            "exit code 137 is a SIGKILL: liveness-probe events may have expired", 0.3))  # fmt: skip
+    if picture.promoted:
+        found.setdefault(C.CRASHLOOP_APPLICATION_ERROR, cause(
+            C.CRASHLOOP_APPLICATION_ERROR,
+            "the missing reference may be unrelated: the log does not name it", 0.3))  # fmt: skip
+    return tuple(sorted(found.values(), key=lambda r: r.confidence, reverse=True)[:4])
+
+
+def what(crash: Crash) -> str:
+    """ "container X" or "init container X"."""
+    return f"{'init container' if crash.init else 'container'} {crash.container}"
+
+
+def names(crashes: list[Crash]) -> str:
+    """The first few pod names, and how many more."""
+    listed = ", ".join(c.pod_name for c in crashes[:_LISTED_PODS])
+    more = len(crashes) - _LISTED_PODS
+    return listed + (f" and {more} more" if more > 0 else "")
+
+
+def median_of(values: list[float | None]) -> float | None:
+    """The median of the known values, None when none is known."""
+    known = [v for v in values if v is not None]
+    return median(known) if known else None

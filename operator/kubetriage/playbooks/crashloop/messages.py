@@ -1,0 +1,446 @@
+"""What a crash-looping container says about its death, read from text: the container runtime's
+start errors, the kubelet's probe events, and the application's last log lines.
+
+Pure parsing, no I/O. The texts are matched as containerd, CRI-O (runc or crun), the kubelet and
+common language runtimes really write them. Nothing here redacts: callers put every line they
+copy through `Investigation` or `redact`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+# Only the end of a log is scanned: the crash is there, and a 100 MB log must cost no more.
+_SCAN_LINES = 400
+_SCAN_CHARS = 64 * 1024
+_LINE_LIMIT = 400
+
+
+class Signal(StrEnum):
+    """The kind of failure a piece of text points at."""
+
+    COMMAND = "command-not-found"
+    PERMISSION = "permission-denied"
+    EXEC_FORMAT = "exec-format"
+    CONFIG_KEY = "missing-config-key"
+    CONFIG_FILE = "missing-file"
+    DEPENDENCY = "dependency"
+    SEGFAULT = "segfault"
+    START_OTHER = "start-error"
+
+
+@dataclass(frozen=True)
+class Clue:
+    """One signal found in a text: the line it is in (raw, not redacted), where, and what it
+    names (a command, a config key, a file path, a host)."""
+
+    signal: Signal
+    line: str
+    index: int = 0
+    subject: str | None = None
+    detail: str = ""
+    host_ip: str | None = None
+    port: int | None = None
+
+
+# --- the container runtime's start errors ------------------------------------------------------
+# containerd: 'failed to create containerd task: failed to create shim task: OCI runtime create
+# failed: runc create failed: unable to start container process: exec: "foo": executable file
+# not found in $PATH: unknown'; CRI-O with crun: 'executable file `foo` not found in $PATH: No
+# such file or directory: OCI runtime attempted to invoke a command that was not found'.
+_START_COMMAND = re.compile(
+    r"executable file (?:`[^`]*` )?not found|OCI runtime attempted to invoke a command that was"
+    r" not found|exec: \"[^\"]*\": stat [^:]*: no such file or directory"
+    r"|unable to start container process: exec[^:]*: no such file or directory",
+    re.IGNORECASE,
+)
+_START_PERMISSION = re.compile(
+    r"exec: \"[^\"]*\": permission denied|open executable: permission denied"
+    r"|OCI permission denied|unable to start container process: exec[^:]*: permission denied",
+    re.IGNORECASE,
+)
+_START_SUBJECT = re.compile(
+    r"exec: \"(?P<s>[^\"]+)\"|executable file `(?P<t>[^`]+)`|exec (?P<u>/\S+?):"
+)
+_EXEC_FORMAT = re.compile(r"exec (?P<s>\S+?): exec format error|exec format error", re.IGNORECASE)
+
+
+def start_error(text: str) -> Clue | None:
+    """Classify a runtime's start error (a `StartError`/`ContainerCannotRun` message, or the
+    kubelet's `Failed` event about it); None when the text is not one."""
+    if not text:
+        return None
+    subject_match = _START_SUBJECT.search(text)
+    subject = None
+    if subject_match:
+        subject = subject_match["s"] or subject_match["t"] or subject_match["u"]
+    if _START_COMMAND.search(text):
+        return Clue(Signal.COMMAND, text, subject=subject, detail="executable file not found")
+    if _START_PERMISSION.search(text):
+        return Clue(Signal.PERMISSION, text, subject=subject, detail="permission denied")
+    exec_format = _EXEC_FORMAT.search(text)
+    if exec_format:
+        return Clue(Signal.EXEC_FORMAT, text, subject=exec_format["s"], detail="exec format error")
+    if re.search(r"OCI runtime|runc create failed|crun:|failed to create (?:shim|containerd) task"
+                 r"|failed to start container|container create failed", text, re.I):  # fmt: skip
+        return Clue(Signal.START_OTHER, text, detail="the container runtime could not start it")
+    return None
+
+
+# --- the application's log ---------------------------------------------------------------------
+_SHELL = r"^(?:/(?:usr/)?bin/)?(?:ba|da|z|k|a)?sh: (?:\d+: |line \d+: )?(?:exec: )?(?:\d+: )?"
+_COMMAND_LOG = (
+    re.compile(
+        _SHELL + r"(?P<s>[^:\n]+): (?:not found|command not found|No such file or directory)$"
+    ),
+    re.compile(r"exec (?P<s>\S+): no such file or directory"),
+    re.compile(r"exec: \"(?P<s>[^\"]+)\": executable file not found"),
+    re.compile(r"^(?P<s>\S+): command not found$"),
+    # GNU env quotes the name with typographic quotes in UTF-8 locales.
+    re.compile(r"^(?:/usr/bin/)?env: ['\u2018]?(?P<s>[^'\u2019:]+)['\u2019]?: No such file"),
+)
+_PERMISSION_EXEC_LOG = (
+    re.compile(_SHELL + r"(?P<s>[^:\n]+): Permission denied$"),
+    re.compile(r"exec (?P<s>\S+): permission denied"),
+    re.compile(r"exec: \"(?P<s>[^\"]+)\": permission denied"),
+)
+_PERMISSION_FILE_LOG = (
+    re.compile(
+        r"\b(?:open|mkdir|mkdirat|creat|create|stat|lstat|remove|unlink|rename|chmod|chown|write"
+        r"|read|symlink|openat)\s+(?P<s>/[^\s:'\"]+): (?:permission denied|read-only file system)",
+        re.IGNORECASE,
+    ),
+    re.compile(r"\[Errno 13\] Permission denied: '(?P<s>[^']+)'"),
+    re.compile(r"\[Errno 30\] Read-only file system: '(?P<s>[^']+)'"),
+    re.compile(r"EACCES: permission denied, \w+ '(?P<s>[^']+)'"),
+    # nginx: mkdir() "/var/cache/nginx/client_temp" failed (13: Permission denied)
+    re.compile(
+        r"\"(?P<s>/[^\"]+)\" failed \((?:13: Permission denied|30: Read-only file system)\)"
+    ),
+    re.compile(r"(?P<s>/[^\s:'\"()]+) \(Permission denied\)"),
+    re.compile(r"listen tcp (?P<s>[^\s]*:\d+): bind: permission denied"),
+)
+_CONFIG_KEY_LOG = (
+    re.compile(r"required key (?P<s>\w+) missing value"),
+    re.compile(
+        r"(?:environment variable|env(?:ironment)? var(?:iable)?|env)\s+['\"`]?"
+        r"(?P<s>[A-Za-z_][\w.]*)['\"`]?\s+(?:is\s+)?"
+        r"(?:not set|unset|missing|undefined|not defined|empty|required|must be set)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"missing (?:required )?(?:environment variables?|env vars?|config(?:uration)? "
+        r"(?:keys?|values?"
+        r"|options?|settings?|variables?)|settings?|variables?)[:\s]+['\"`\[]?(?P<s>[A-Za-z_][\w.]*)",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"(?<![\w.-])['\"`]?(?P<s>[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{3,})['\"`]?\s+(?:environment "
+        r"variable\s+)?(?:is\s+)?(?:not set|unset|must be set|is required|required but not set|is "
+        r"missing|missing|is empty|not defined|undefined)\b"
+    ),
+    re.compile(r"KeyError: ['\"](?P<s>[A-Z][A-Z0-9_]+)['\"]"),
+    re.compile(r"key not found: \"(?P<s>[A-Z][A-Z0-9_]+)\""),
+    re.compile(r"Could not resolve placeholder '(?P<s>[^']+)'"),
+)
+_LOG_LEVELS = frozenset({"ERROR", "FATAL", "WARN", "WARNING", "INFO", "DEBUG", "TRACE", "PANIC",
+                         "CRITICAL", "ERR", "CRIT", "EMERG", "ALERT", "NOTICE"})  # fmt: skip
+# pydantic-settings names the field on the line before: "database_url\n  Field required [...".
+_PYDANTIC_MISSING = re.compile(r"^\s*Field required \[type=missing")
+_CONFIG_FILE_LOG = (
+    re.compile(r"\bopen (?P<s>/[^\s:'\"]+): no such file or directory", re.IGNORECASE),
+    re.compile(r"No such file or directory: '(?P<s>/[^']+)'"),
+    re.compile(r"ENOENT: no such file or directory, \w+ '(?P<s>/[^']+)'"),
+    re.compile(r"(?P<s>/[^\s:'\"()]+) \(No such file or directory\)"),
+    re.compile(r"Config File \"(?P<s>[^\"]+)\" Not Found"),
+    re.compile(
+        r"config(?:uration)? file ['\"]?(?P<s>/[^\s'\"]+)['\"]? "
+        r"(?:not found|does not exist|is missing)",
+        re.I,
+    ),
+)
+_DEPENDENCY_FAILURES = (
+    ("DNS lookup failed (no such host)", re.compile(
+        r"no such host|name or service not known|could not translate host name|getaddrinfo "
+        r"(?:ENOTFOUND|EAI_AGAIN)|temporary failure in name resolution|UnknownHostException"
+        r"|nodename nor servname|Name does not resolve|server misbehaving", re.IGNORECASE)),
+    ("connection refused", re.compile(r"connection refused|ECONNREFUSED", re.IGNORECASE)),
+    ("connection timed out", re.compile(
+        r"i/o timeout|connection timed out|ETIMEDOUT|connect timeout|timed out (?:while )?"
+        r"connecting|server selection timed out|connection attempt timed out", re.IGNORECASE)),
+    ("host unreachable", re.compile(
+        r"no route to host|EHOSTUNREACH|network is unreachable|ENETUNREACH", re.IGNORECASE)),
+    ("connection could not be established", re.compile(
+        r"could not be established|broker may not be available|connection reset by peer"
+        r"|ECONNRESET", re.IGNORECASE)),
+    ("could not connect", re.compile(
+        r"\b(?:unable to|could not|couldn't|cannot|can't|failed to) (?:connect|dial|reach)\b",
+        re.IGNORECASE)),
+)  # fmt: skip
+# A failed login or handshake is the dependency answering: not an unavailable one.
+_ANSWERED = re.compile(
+    r"authentication failed|access denied|password|certificate|x509|tls: |unauthori[sz]ed"
+    r"|permission denied for|does not exist",
+    re.IGNORECASE,
+)
+_HOST = r"(?P<host>[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*)"
+_IP = r"(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:]+\])"
+_HOST_PATTERNS = (
+    re.compile(rf"lookup {_HOST}(?: on \S+)?: (?:no such host|server misbehaving|i/o timeout)"),
+    re.compile(rf"could not translate host name \"{_HOST}\""),
+    re.compile(rf"getaddrinfo (?:ENOTFOUND|EAI_AGAIN) {_HOST}"),
+    re.compile(rf"UnknownHostException: {_HOST}"),
+    re.compile(rf"connection to server at \"{_HOST}\"(?: \({_IP}\))?, port (?P<port>\d+)"),
+    re.compile(rf"{_IP}:(?P<port>\d+) \({_HOST}\)"),  # pgx: "10.96.131.7:5432 (postgres)"
+    re.compile(rf"(?<![\w./-]){_HOST}/{_IP}:(?P<port>\d+)"),  # Java, Kafka: "kafka/10.0.0.5:9092"
+    re.compile(
+        rf"connecting to {_HOST}:(?P<port>\d+)"
+    ),  # redis-py: "Error 111 connecting to redis:6379."
+    re.compile(rf"dial tcp (?:{_IP}|{_HOST}):(?P<port>\d+)"),
+    re.compile(rf"ECONNREFUSED (?:{_IP}|{_HOST}):(?P<port>\d+)"),
+    re.compile(
+        rf"\b(?:connect|connection|connecting) to (?:host )?['\"`]?(?:{_IP}|{_HOST}):(?P<port>\d+)"
+    ),
+    re.compile(rf"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]*@)?{_HOST}(?::(?P<port>\d+))?"),
+    re.compile(rf"(?<![\w./-]){_HOST}:(?P<port>\d{{2,5}})\b"),
+)
+# A name found next to an IP in structured logs: {"host":"postgres"} or host=postgres.
+_NAME = r"([A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*)"
+_HOST_FIELDS = re.compile(
+    rf"\"(?:host|hostname|server|addr|address|db_host)\"\s*:\s*\"{_NAME}\"|\bhost=['\"]?{_NAME}",
+    re.IGNORECASE,
+)
+_SOURCE_FILE = re.compile(r"\.(?:go|py|js|mjs|ts|java|kt|scala|rb|rs|c|cc|cpp|h|cs|php|ex|exs)$")
+_IP_LIKE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9A-Fa-f:]+\]?$")
+_SEGFAULT = re.compile(r"segmentation fault|SIGSEGV|\bsignal 11\b|segfault", re.IGNORECASE)
+# Go reports a nil dereference as "panic: runtime error: invalid memory address ... [signal
+# SIGSEGV ...]" and exits 2: an application bug, not a native crash.
+_GO_PANIC = re.compile(r"panic: runtime error|goroutine \d+ \[")
+_ERRORISH = re.compile(
+    r"(?i)\b(?:error|exception|fatal|panic|traceback|failed|failure|critical|denied|refused"
+    r"|not found|cannot|can't|could not|unable to|invalid|no such|missing|undefined|not defined"
+    r"|unknown|killed|abort(?:ed|ing)?|exiting)\b"
+)
+_HEADLINE = re.compile(
+    r"^\s*(?:[\w.]*(?:Error|Exception|Panic)\b[:(]|panic:|fatal error:|FATAL\b|Fatal\b|"
+    r"\[?(?:CRITICAL|FATAL|EMERG)\]?\b|Caused by:)|flag provided but not defined|unknown (?:flag|"
+    r"option|command)|unrecognized (?:arguments|option)|invalid (?:option|argument)"
+)
+_USAGE = re.compile(r"^\s*(?:Usage of |usage: |Usage: )")
+
+
+def log_lines(text: str | None) -> list[str]:
+    """The last lines of a log, each bounded, for scanning."""
+    if not text:
+        return []
+    lines = text[-_SCAN_CHARS:].replace("\r\n", "\n").split("\n")
+    return [line[:_LINE_LIMIT] for line in lines[-_SCAN_LINES:] if line.strip()]
+
+
+def scan_log(text: str | None) -> list[Clue]:
+    """Every signal in a log, in the order of the lines (the last is nearest to the crash)."""
+    lines = log_lines(text)
+    found: list[Clue] = []
+    go_panic = any(_GO_PANIC.search(line) for line in lines)
+    for index, line in enumerate(lines):
+        hit = _scan_line(line, index, lines, go_panic=go_panic)
+        if hit is not None:
+            found.append(hit)
+    return found
+
+
+def _first(patterns: tuple[re.Pattern[str], ...], line: str) -> re.Match[str] | None:
+    return next((m for m in (p.search(line) for p in patterns) if m), None)
+
+
+def _scan_line(line: str, index: int, lines: list[str], *, go_panic: bool) -> Clue | None:
+    stripped = line.strip()
+    match = _first(_COMMAND_LOG, stripped)
+    if match:
+        return Clue(Signal.COMMAND, line, index, match["s"].strip(), "not found")
+    match = _first(_PERMISSION_EXEC_LOG, stripped)
+    if match:
+        return Clue(Signal.PERMISSION, line, index, match["s"].strip(), "exec")
+    exec_format = _EXEC_FORMAT.search(line)
+    if exec_format:
+        return Clue(Signal.EXEC_FORMAT, line, index, exec_format["s"], "exec format error")
+    match = _first(_PERMISSION_FILE_LOG, line)
+    if match:
+        kind = "bind" if "bind:" in line else "read-only" if "read-only" in line.lower() else "file"
+        return Clue(Signal.PERMISSION, line, index, match["s"], kind)
+    match = _first(_CONFIG_KEY_LOG, line)
+    if match and match["s"].upper() not in _LOG_LEVELS:
+        return Clue(Signal.CONFIG_KEY, line, index, match["s"], "missing key")
+    if _PYDANTIC_MISSING.search(line) and index > 0:
+        field = lines[index - 1].strip()
+        if re.fullmatch(r"[A-Za-z_][\w.]*", field):
+            return Clue(Signal.CONFIG_KEY, f"{field}: {line.strip()}", index, field, "missing key")
+    match = _first(_CONFIG_FILE_LOG, line)
+    if match:
+        return Clue(Signal.CONFIG_FILE, line, index, match["s"], "missing file")
+    dependency = _dependency(line, index, lines)
+    if dependency is not None:
+        return dependency
+    if _SEGFAULT.search(line) and not go_panic:
+        return Clue(Signal.SEGFAULT, line, index, None, "segmentation fault")
+    return None
+
+
+def _dependency(line: str, index: int, lines: list[str]) -> Clue | None:
+    failure = next((name for name, pattern in _DEPENDENCY_FAILURES if pattern.search(line)), None)
+    if failure is None or (failure == "could not connect" and _ANSWERED.search(line)):
+        return None
+    host, ip, port = _host_port(line)
+    if host is None and ip is not None:
+        host = _name_nearby(lines, index)
+    return Clue(Signal.DEPENDENCY, line, index, host, failure, host_ip=ip, port=port)
+
+
+def _host_port(line: str) -> tuple[str | None, str | None, int | None]:
+    """(name, ip, port) of the peer a failure line names; the name is None when only an IP is."""
+    for pattern in _HOST_PATTERNS:
+        for match in pattern.finditer(line):
+            groups = match.groupdict()
+            host, ip = groups.get("host"), groups.get("ip")
+            if host and (_SOURCE_FILE.search(host) or host.isdigit()):
+                continue
+            if host and _IP_LIKE.match(host):
+                host, ip = None, host
+            if not host and not ip:
+                continue
+            port = int(groups["port"]) if groups.get("port") else None
+            return host, ip, port
+    return None, None, None
+
+
+def _name_nearby(lines: list[str], index: int) -> str | None:
+    """A host name given by a structured field on this line or one of the few lines before."""
+    for line in reversed(lines[max(0, index - 5) : index + 1]):
+        match = _HOST_FIELDS.search(line)
+        if match:
+            name = next(g for g in match.groups() if g)
+            if not _IP_LIKE.match(name):
+                return name
+    return None
+
+
+def is_ip(host: str) -> bool:
+    """Whether a host is an IP address rather than a name."""
+    return bool(_IP_LIKE.match(host))
+
+
+def _without_usage(lines: list[str]) -> list[str]:
+    """The lines without a command-line usage text (its help lines mention "error" and such)."""
+    kept: list[str] = []
+    in_usage = False
+    for line in lines:
+        if _USAGE.match(line):
+            in_usage = True
+            continue
+        if in_usage and line[:1] in " \t":
+            continue
+        in_usage = False
+        kept.append(line)
+    return kept or lines
+
+
+def error_lines(text: str | None, limit: int = 5) -> list[str]:
+    """The last lines of a log that read like errors (the last lines at all when none do)."""
+    lines = _without_usage(log_lines(text))
+    errors = [line for line in lines if _ERRORISH.search(line)]
+    return (errors or lines)[-limit:]
+
+
+def headline(text: str | None) -> str | None:
+    """The one log line that best says why the process ended: the last exception or fatal line,
+    else the last error-like line, else the last line. Structured (JSON) lines are read as their
+    message and error fields."""
+    lines = _without_usage(log_lines(text))
+    if not lines:
+        return None
+    chosen = next(
+        (line for line in reversed(lines) if _HEADLINE.search(line) or _fatal_json(line)), None
+    )
+    if chosen is None:
+        chosen = next((line for line in reversed(lines) if _ERRORISH.search(line)), lines[-1])
+    return _readable(chosen).strip()[:300]
+
+
+def reads_as_error(line: str) -> bool:
+    """Whether a (headline) line says something went wrong, rather than being ordinary output."""
+    return bool(_HEADLINE.search(line) or _ERRORISH.search(line))
+
+
+def _fatal_json(line: str) -> bool:
+    return line.lstrip().startswith("{") and bool(
+        re.search(
+            r"\"(?:level|severity|lvl)\"\s*:\s*(?:\"(?:fatal|panic|critical|emerg)\"|60)",
+            line,
+            re.I,
+        )
+    )
+
+
+def _readable(line: str) -> str:
+    """A JSON log line as "msg: error"; any other line as it is."""
+    stripped = line.strip()
+    if not stripped.startswith("{"):
+        return stripped
+    try:
+        record = json.loads(stripped)
+    except ValueError:
+        return stripped
+    if not isinstance(record, dict):
+        return stripped
+    parts = [record.get(key) for key in ("msg", "message", "error", "err", "exception")]
+    text = ": ".join(str(part) for part in parts if isinstance(part, str | int | float) and part)
+    return text or stripped
+
+
+# --- the kubelet's probe events ---------------------------------------------------------------
+_PROBE_FAILED = re.compile(
+    r"^(?P<probe>Liveness|Readiness|Startup) probe (?:failed|errored)(?::\s*(?P<detail>.*))?", re.S
+)
+_PROBE_KILL = re.compile(
+    r"^Container (?P<container>\S+) failed (?P<probe>liveness|startup) probe, will be restarted"
+)
+
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    """One `Unhealthy` event: which probe failed and how."""
+
+    probe: str  # liveness | readiness | startup
+    detail: str
+    kind: str  # timeout | refused | status | reset | other
+
+
+def probe_failure(message: str) -> ProbeFailure | None:
+    """Parse an `Unhealthy` event message ("Liveness probe failed: HTTP probe failed with
+    statuscode: 500"); None for anything else."""
+    match = _PROBE_FAILED.match(message.strip())
+    if not match:
+        return None
+    detail = (match["detail"] or "").strip()
+    lowered = detail.lower()
+    if re.search(r"deadline exceeded|client\.timeout|timed out|timeout", lowered):
+        kind = "timeout"
+    elif "connection refused" in lowered:
+        kind = "refused"
+    elif re.search(r"statuscode: \d+", lowered):
+        kind = "status"
+    elif "connection reset" in lowered or lowered.endswith("eof"):
+        kind = "reset"
+    else:
+        kind = "other"
+    return ProbeFailure(match["probe"].lower(), detail, kind)
+
+
+def probe_kill(message: str) -> str | None:
+    """The probe ("liveness" or "startup") a `Killing` event says the kubelet restarted the
+    container for; None when the kill was for another reason."""
+    match = _PROBE_KILL.match(message.strip())
+    return match["probe"] if match else None
