@@ -11,13 +11,17 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from kubetriage import __version__
+from kubetriage.config import Settings, describe_settings, invalid_settings
 
 DESCRIPTION = """\
 kubetriage diagnoses failing Kubernetes workloads (CrashLoopBackOff, OOMKilled, ImagePullBackOff,
 Pending, stuck rollouts), writes the root cause and its evidence into DiagnosisReport resources,
 and escalates every change that would touch production as a Linear issue instead of applying it.
 """
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
@@ -28,9 +32,9 @@ def _target(value: str) -> tuple[str, str]:
     return kind, name
 
 
-def _cmd_diagnose(args: argparse.Namespace) -> int:
+def _cmd_diagnose(args: argparse.Namespace, settings: Settings) -> int:
     from kubetriage.clients.snapshot import SnapshotError, SnapshotReader  # noqa: PLC0415
-    from kubetriage.diagnosis import diagnose  # noqa: PLC0415
+    from kubetriage.diagnosis import Options, diagnose  # noqa: PLC0415
     from kubetriage.reports.build import build_report  # noqa: PLC0415
     from kubetriage.reports.render.cli import to_json, to_table, to_yaml  # noqa: PLC0415
 
@@ -40,7 +44,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         print(f"kubetriage diagnose: {error}", file=sys.stderr)
         return EXIT_USAGE
     namespaces = [args.namespace] if args.namespace else None
-    findings = diagnose(reader, namespaces=namespaces, target=args.target)
+    findings = diagnose(reader, Options.of(settings), namespaces=namespaces, target=args.target)
     reports = [build_report(finding) for finding in findings]
     render: Callable[..., str] = {"json": to_json, "yaml": to_yaml, "table": to_table}[args.output]
     sys.stdout.write(render(reports))
@@ -53,46 +57,46 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _live_reader() -> Any:
+def _live_reader(settings: Settings) -> Any:
     from kubernetes import config as kube_config  # noqa: PLC0415
 
     from kubetriage.clients.kube import LiveClusterReader  # noqa: PLC0415
-    from kubetriage.config import Settings  # noqa: PLC0415
     from kubetriage.runtime.handlers import memory_history  # noqa: PLC0415
 
     try:
         api = kube_config.new_client_from_config()  # type: ignore[no-untyped-call]
     except kube_config.ConfigException as error:
         raise SystemExit(f"kubetriage: no usable kubeconfig: {error}") from error
-    settings = Settings()
     return LiveClusterReader(
         api, cluster_name=settings.cluster_name, history=memory_history(settings)
     )
 
 
-def _cmd_scan(args: argparse.Namespace) -> int:
-    from kubetriage.config import Settings  # noqa: PLC0415
+def _cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
     from kubetriage.diagnosis import Options, diagnose  # noqa: PLC0415
-    from kubetriage.reports.build import build_report  # noqa: PLC0415
+    from kubetriage.reports.build import NotDryRun, build_report  # noqa: PLC0415
     from kubetriage.reports.render.cli import to_json, to_table, to_yaml  # noqa: PLC0415
 
-    settings = Settings()
     namespaces = [args.namespace] if args.namespace else settings.namespaces or None
-    options = Options(production_selector=settings.production_labels())
-    findings = diagnose(_live_reader(), options, namespaces=namespaces)
+    findings = diagnose(_live_reader(settings), Options.of(settings), namespaces=namespaces)
     render: Callable[..., str] = {"json": to_json, "yaml": to_yaml, "table": to_table}[args.output]
-    sys.stdout.write(render([build_report(f) for f in findings]))
+    sys.stdout.write(render([build_report(f, not_dry_run=NotDryRun.SCAN) for f in findings]))
     return 0
 
 
-def _cmd_capture(args: argparse.Namespace) -> int:
+def _cmd_capture(args: argparse.Namespace, settings: Settings) -> int:
     import json  # noqa: PLC0415
 
     from kubetriage.clients.capture import RecordingReader  # noqa: PLC0415
-    from kubetriage.diagnosis import diagnose  # noqa: PLC0415
+    from kubetriage.diagnosis import Options, diagnose  # noqa: PLC0415
 
-    recorder = RecordingReader(_live_reader())
-    findings = diagnose(recorder.as_reader(), namespaces=[args.namespace], target=args.target)
+    recorder = RecordingReader(_live_reader(settings))
+    findings = diagnose(
+        recorder.as_reader(),
+        Options.of(settings),
+        namespaces=[args.namespace],
+        target=args.target,
+    )
     document = json.dumps(recorder.snapshot(), indent=1) + "\n"
     if args.output == "-":
         sys.stdout.write(document)
@@ -108,25 +112,33 @@ def _cmd_capture(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(_args: argparse.Namespace) -> int:
+def _cmd_run(_args: argparse.Namespace, settings: Settings) -> int:
     import kubetriage.runtime.handlers  # noqa: F401, PLC0415 (registers the handlers)
-    from kubetriage.config import Settings  # noqa: PLC0415
     from kubetriage.runtime.logs import configure_logging  # noqa: PLC0415
     from kubetriage.runtime.metrics import serve as serve_metrics  # noqa: PLC0415
     from kubetriage.runtime.runner import run  # noqa: PLC0415
 
-    settings = Settings()
     configure_logging(settings.log_format)
     serve_metrics(settings.metrics_port)
     # Alone, kopf; with KUBETRIAGE_LEADER_ELECTION, kopf only while this replica holds the Lease.
     return run(settings)
 
 
-def _cmd_playbooks(_args: argparse.Namespace) -> int:
+def _cmd_playbooks(_args: argparse.Namespace, _settings: Settings) -> int:
     from kubetriage.playbooks import playbooks_markdown  # noqa: PLC0415
 
     sys.stdout.write(playbooks_markdown())
     return 0
+
+
+Command = Callable[[argparse.Namespace, Settings], int]
+_COMMANDS: dict[str, Command] = {
+    "diagnose": _cmd_diagnose,
+    "run": _cmd_run,
+    "scan": _cmd_scan,
+    "capture": _cmd_capture,
+    "playbooks": _cmd_playbooks,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,11 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="table",
         help="table (default) for people; json/yaml print a v1 List of DiagnosisReport objects",
     )
-    diagnose.set_defaults(handler=_cmd_diagnose)
 
-    from kubetriage.config import describe_settings  # noqa: PLC0415
-
-    run = commands.add_parser(
+    commands.add_parser(
         "run",
         help="run the operator (watches pods and Deployments, writes DiagnosisReports)",
         description="Run the operator against the cluster of $KUBECONFIG (or in-cluster). "
@@ -167,14 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=describe_settings(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.set_defaults(handler=_cmd_run)
 
     scan = commands.add_parser(
         "scan", help="one pass over the live cluster, printing what the operator would write"
     )
     scan.add_argument("-n", "--namespace", help="only this namespace")
     scan.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
-    scan.set_defaults(handler=_cmd_scan)
 
     capture = commands.add_parser(
         "capture", help="write a snapshot of what the playbooks read for one workload"
@@ -184,11 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument(
         "-o", "--output", required=True, metavar="FILE", help="file, or - for stdout"
     )
-    capture.set_defaults(handler=_cmd_capture)
 
-    playbooks = commands.add_parser("playbooks", help="print every playbook as Markdown")
-    playbooks.set_defaults(handler=_cmd_playbooks)
+    commands.add_parser("playbooks", help="print every playbook as Markdown")
     return parser
+
+
+def _run_command(args: argparse.Namespace, settings: Settings) -> int:
+    from kubetriage.diagnosis import PlaybookError  # noqa: PLC0415
+
+    handler = _COMMANDS[args.command]
+    try:
+        return handler(args, settings)
+    except PlaybookError as error:
+        # A bug of kubetriage, said in one line with the workload it met, not a traceback.
+        print(f"kubetriage {args.command}: {error.subject.target}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,8 +215,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        # Every command reads the same settings, and none runs on a setting it cannot read.
+        print(f"kubetriage: {invalid_settings(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    return _run_command(args, settings)
 
 
 if __name__ == "__main__":

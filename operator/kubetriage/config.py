@@ -10,9 +10,10 @@ import socket
 from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kubetriage.k8s.selectors import Selector, parse_selector
 from kubetriage.models import Symptom
 from kubetriage.namespaces import NamespaceSelection
 
@@ -50,7 +51,8 @@ class Settings(BaseSettings):
     cluster_name: str = Field("default", description="the cluster's name in reports and issues")
     production_selector: str = Field(
         "kubetriage.io/environment=production",
-        description="label selector (k=v[,k=v]) that marks a namespace as production",
+        description="label selector that marks a namespace as production, as kubectl -l takes "
+        "it (env=prod, env!=dev, env in (prod,production), !legacy); empty: none is",
     )
     grace_seconds: float | None = Field(
         None,
@@ -122,6 +124,12 @@ class Settings(BaseSettings):
 
     _split_lists = field_validator("namespaces", "linear_label_ids", mode="before")(_split)
 
+    @field_validator("production_selector")
+    @classmethod
+    def _parsable_selector(cls, value: str) -> str:
+        parse_selector(value)  # raises SelectorError (a ValueError) naming the bad part
+        return value
+
     @model_validator(mode="after")
     def _election_timing(self) -> Self:
         # As client-go checks: the leader must give up before a follower may take over, and
@@ -163,14 +171,19 @@ class Settings(BaseSettings):
             return self.grace_seconds
         return DEFAULT_GRACE_SECONDS[symptom]
 
-    def production_labels(self) -> dict[str, str]:
-        """The production selector as label pairs (only equality selectors are supported)."""
-        pairs: dict[str, str] = {}
-        for term in self.production_selector.split(","):
-            key, sep, value = term.strip().partition("=")
-            if key and sep:
-                pairs[key.strip()] = value.strip().lstrip("=")
-        return pairs
+    def production(self) -> Selector:
+        """The selector of production namespaces (validated when the settings were read)."""
+        return parse_selector(self.production_selector)
+
+
+def invalid_settings(error: ValidationError) -> str:
+    """A settings error as one line naming each variable: what the commands print on exit."""
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        parts.append(f"KUBETRIAGE_{field.upper()}: {message}")
+    return "invalid setting " + "; ".join(parts)
 
 
 def describe_settings() -> str:

@@ -7,12 +7,11 @@ itself says when the trouble began.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from kubetriage.k8s.access import KubeObject
+from kubetriage.k8s.access import KubeObject, as_dict, as_list, condition, container_statuses, text
 from kubetriage.k8s.time import parse_time
 from kubetriage.models import Symptom
 
@@ -43,26 +42,10 @@ class DetectedSymptom:
     since: datetime | None = None
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _container_statuses(pod: KubeObject) -> Iterator[tuple[dict[str, Any], bool]]:
-    status = _dict(pod.get("status"))
-    for field, is_init in (("initContainerStatuses", True), ("containerStatuses", False)):
-        for container_status in _list(status.get(field)):
-            if isinstance(container_status, dict):
-                yield container_status, is_init
-
-
 def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
     """The symptoms a pod shows now. Succeeded pods and healthy pods show none."""
-    metadata = _dict(pod.get("metadata"))
-    status = _dict(pod.get("status"))
+    metadata = as_dict(pod.get("metadata"))
+    status = as_dict(pod.get("status"))
     namespace = str(metadata.get("namespace") or "default")
     name = str(metadata.get("name") or "")
     phase = status.get("phase")
@@ -73,12 +56,12 @@ def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
         return DetectedSymptom(symptom, namespace, "Pod", name, **fields)
 
     found: list[DetectedSymptom] = []
-    for container_status, is_init in _container_statuses(pod):
+    for container_status, is_init in container_statuses(pod):
         container = str(container_status.get("name") or "")
-        state = _dict(container_status.get("state"))
-        waiting = _dict(state.get("waiting"))
-        terminated_now = _dict(state.get("terminated"))
-        last_terminated = _dict(_dict(container_status.get("lastState")).get("terminated"))
+        state = as_dict(container_status.get("state"))
+        waiting = as_dict(state.get("waiting"))
+        terminated_now = as_dict(state.get("terminated"))
+        last_terminated = as_dict(as_dict(container_status.get("lastState")).get("terminated"))
         waiting_reason = str(waiting.get("reason") or "")
         common = {"container": container, "init_container": is_init}
 
@@ -139,10 +122,10 @@ def _oom_termination(
 
 
 def _pending(pod: KubeObject, status: dict[str, Any], sighting: Any) -> list[DetectedSymptom]:
-    conditions = [c for c in _list(status.get("conditions")) if isinstance(c, dict)]
+    conditions = [c for c in as_list(status.get("conditions")) if isinstance(c, dict)]
     scheduled = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
     if scheduled is not None and scheduled.get("status") == "False":
-        if scheduled.get("reason") in {"Unschedulable", "SchedulerError"}:
+        if text(scheduled.get("reason")) in {"Unschedulable", "SchedulerError"}:
             return [
                 sighting(
                     Symptom.PENDING,
@@ -152,18 +135,20 @@ def _pending(pod: KubeObject, status: dict[str, Any], sighting: Any) -> list[Det
                 )
             ]
         return []
-    if scheduled is None and not _dict(pod.get("spec")).get("nodeName"):
+    if scheduled is None and not as_dict(pod.get("spec")).get("nodeName"):
+        return []
+    if _past_volume_setup(pod):
         return []
     creating = [
         cs
-        for cs, _ in _container_statuses(pod)
-        if _dict(_dict(cs.get("state")).get("waiting")).get("reason")
+        for cs, _ in container_statuses(pod)
+        if text(as_dict(as_dict(cs.get("state")).get("waiting")).get("reason"))
         in {"ContainerCreating", "PodInitializing"}
     ]
     if not creating:
         return []
     since = parse_time((scheduled or {}).get("lastTransitionTime")) or parse_time(
-        _dict(pod.get("metadata")).get("creationTimestamp")
+        as_dict(pod.get("metadata")).get("creationTimestamp")
     )
     return [
         sighting(
@@ -176,20 +161,37 @@ def _pending(pod: KubeObject, status: dict[str, Any], sighting: Any) -> list[Det
     ]
 
 
+def _past_volume_setup(pod: KubeObject) -> bool:
+    """Whether the kubelet has mounted the pod's volumes: its sandbox is ready, or an init
+    container has run. Such a pod waits for something else (an image pull, an init container
+    that crash-loops), never for a mount. Before that point only the kubelet's FailedMount /
+    FailedAttachVolume events tell a mount failure from a pod that is merely young: the
+    diagnosis checks them (`diagnosis.confirmed`)."""
+    ready_to_start = condition(pod, "PodReadyToStartContainers")
+    if ready_to_start is not None and ready_to_start.get("status") == "True":
+        return True
+    for container_status, is_init in container_statuses(pod):
+        state = as_dict(container_status.get("state"))
+        last = as_dict(container_status.get("lastState"))
+        if is_init and (state.get("running") or state.get("terminated") or last.get("terminated")):
+            return True
+    return False
+
+
 def detect_deployment(deployment: KubeObject) -> list[DetectedSymptom]:
     """RolloutStuck when the rollout passed its deadline or a ReplicaSet cannot create pods."""
-    metadata = _dict(deployment.get("metadata"))
+    metadata = as_dict(deployment.get("metadata"))
     namespace = str(metadata.get("namespace") or "default")
     name = str(metadata.get("name") or "")
     if not name or metadata.get("deletionTimestamp"):
         return []
     conditions = {
-        c.get("type"): c
-        for c in _list(_dict(deployment.get("status")).get("conditions"))
+        text(c.get("type")): c
+        for c in as_list(as_dict(deployment.get("status")).get("conditions"))
         if isinstance(c, dict)
     }
-    progressing = _dict(conditions.get("Progressing"))
-    replica_failure = _dict(conditions.get("ReplicaFailure"))
+    progressing = as_dict(conditions.get("Progressing"))
+    replica_failure = as_dict(conditions.get("ReplicaFailure"))
     if (
         progressing.get("status") == "False"
         and progressing.get("reason") == "ProgressDeadlineExceeded"

@@ -8,31 +8,41 @@ and offline diagnosis has no history to apply them to (DESIGN.md section 10).
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kubetriage.clients.kube import ClusterReader
+from kubetriage.clients.kube import ClusterReader, ClusterReadError
+from kubetriage.config import Settings
 from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
-from kubetriage.k8s.access import KubeObject, as_dict, as_list, meta, name_of
-from kubetriage.k8s.owners import WorkloadRef, owning_workload, ref_of
-from kubetriage.models import Symptom
+from kubetriage.k8s.access import KubeObject, as_dict, as_list, labels_of, meta, name_of, text
+from kubetriage.k8s.events import events_about, involved_name
+from kubetriage.k8s.owners import WorkloadRef, controller_of, owning_workload, ref_of
+from kubetriage.k8s.selectors import Selector, parse_selector
+from kubetriage.k8s.volumes import claims_of, object_sources
+from kubetriage.models import FailingRevision, Symptom
 from kubetriage.namespaces import NamespaceSelection
 from kubetriage.playbooks import playbook_for
 from kubetriage.playbooks.base import Conclusion, Context, Investigation
 from kubetriage.policy import Classification, classify, severity
 
 MAX_AFFECTED_PODS = 50
-DEFAULT_PRODUCTION_SELECTOR = {"kubetriage.io/environment": "production"}
+DEFAULT_PRODUCTION_SELECTOR = "kubetriage.io/environment=production"
 
 
 @dataclass(frozen=True)
 class Options:
     """What a diagnosis run needs to know beyond the cluster."""
 
-    production_selector: dict[str, str] = field(
-        default_factory=lambda: dict(DEFAULT_PRODUCTION_SELECTOR)
+    production_selector: Selector = field(
+        default_factory=lambda: parse_selector(DEFAULT_PRODUCTION_SELECTOR)
     )
+
+    @classmethod
+    def of(cls, settings: Settings) -> Options:
+        """The options the settings give: every command and the operator read them alike."""
+        return cls(production_selector=settings.production())
 
 
 @dataclass
@@ -46,22 +56,41 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Finding:
-    """A finished diagnosis of one Problem: everything a report is written from."""
+class Subject:
+    """What a diagnosis is about, known before its playbook runs."""
 
     diagnosis_id: str
     target: WorkloadRef
     symptom: Symptom
     container: str | None
-    conclusion: Conclusion
-    investigation: Investigation
-    classification: Classification | None
     affected_pods: tuple[str, ...]
     production: bool
     severity_level: str
     first_seen: datetime | None
     observed_at: datetime
     cluster_name: str
+    failing_revision: FailingRevision | None
+
+
+@dataclass(frozen=True)
+class Finding(Subject):
+    """A finished diagnosis of one Problem: everything a report is written from."""
+
+    conclusion: Conclusion
+    investigation: Investigation
+    classification: Classification | None
+
+
+class PlaybookError(Exception):
+    """A playbook raised: a bug of kubetriage, not of the cluster, so retrying cannot help.
+    The diagnosis fails once and says so (DiagnosisReport condition, metric, Event)."""
+
+    def __init__(self, subject: Subject, error: BaseException) -> None:
+        self.subject = subject
+        self.error = error
+        super().__init__(
+            f"the {subject.symptom.value} playbook failed: {type(error).__name__}: {error}"
+        )
 
 
 def find_problems(reader: ClusterReader, namespaces: Iterable[str] | None = None) -> list[Problem]:
@@ -95,11 +124,66 @@ def find_problems(reader: ClusterReader, namespaces: Iterable[str] | None = None
         for deployment in filter(selected, reader.workloads("Deployment", scope)):
             for sighting in detect_deployment(deployment):
                 add(ref_of(deployment, "Deployment"), sighting, None)
-    return [
-        problem
+    found = [
+        confirmed(reader, problem)
         for _, problem in sorted(problems.items(), key=lambda kv: (kv[0][0], kv[0][1].value))
         if not _finished_job(reader, problem.target)
     ]
+    return [problem for problem in found if problem is not None]
+
+
+# The kubelet's and the attach/detach controller's words for a volume it cannot set up.
+MOUNT_FAILURE_REASONS = frozenset({"FailedMount", "FailedAttachVolume"})
+
+
+def confirmed(reader: ClusterReader, problem: Problem) -> Problem | None:
+    """The problem with only the sightings its evidence bears out; None when none is left.
+
+    A scheduled pod still in ContainerCreating is a mount failure only with evidence of one:
+    the kubelet said so (FailedMount, FailedAttachVolume), or a volume needs a ConfigMap or a
+    PersistentVolumeClaim that does not exist (what is left once the events expired). A young
+    pod, or one pulling a large image, looks the same in its status (DESIGN.md section 2).
+    Every other sighting stands on the pod alone.
+    """
+    waiting = {
+        s.object_name
+        for s in problem.sightings
+        if s.symptom is Symptom.PENDING and s.reason == "ContainerCreating"
+    }
+    if not waiting:
+        return problem
+    namespace = problem.target.namespace
+    failing = {
+        str(involved_name(event))
+        for event in events_about(reader, namespace, "Pod", waiting)
+        if text(event.get("reason")) in MOUNT_FAILURE_REASONS
+    }
+    failing |= {
+        name_of(pod)
+        for pod in problem.pods
+        if name_of(pod) in waiting - failing and _needs_missing_volume(reader, namespace, pod)
+    }
+    unconfirmed = waiting - failing
+    sightings = [s for s in problem.sightings if s.object_name not in unconfirmed]
+    if not sightings:
+        return None
+    pods = [p for p in problem.pods if name_of(p) not in unconfirmed]
+    return Problem(problem.target, problem.symptom, sightings, pods)
+
+
+def _needs_missing_volume(reader: ClusterReader, namespace: str, pod: KubeObject) -> bool:
+    """Whether a volume of the pod needs a ConfigMap or a claim the reader says is not there
+    (Secrets are never read, so a missing one shows only in the kubelet's events)."""
+    if any(
+        source.kind == "configmap"
+        and not source.optional
+        and reader.config_map_keys(namespace, source.name) is None
+        for source in object_sources(as_dict(pod.get("spec")))
+    ):
+        return True
+    return any(
+        reader.persistent_volume_claim(namespace, claim) is None for _, claim in claims_of(pod)
+    )
 
 
 def _finished_job(reader: ClusterReader, target: WorkloadRef) -> bool:
@@ -109,7 +193,7 @@ def _finished_job(reader: ClusterReader, target: WorkloadRef) -> bool:
     conditions = as_list(as_dict(as_dict(job).get("status")).get("conditions"))
     return any(
         isinstance(c, dict)
-        and c.get("type") in {"Complete", "SuccessCriteriaMet"}
+        and text(c.get("type")) in {"Complete", "SuccessCriteriaMet"}
         and c.get("status") == "True"
         for c in conditions
     )
@@ -135,37 +219,67 @@ def diagnose_problem(
         workload=workload,
         now=reader.now(),
     )
-    investigation = Investigation()
-    conclusion = playbook_for(problem.symptom).run(context, investigation)
     production = _is_production(reader, target.namespace, options.production_selector)
-    classification = None
-    if conclusion.recommendation is not None:
-        classification = classify(
-            conclusion.scope, production=production, namespace=target.namespace
-        )
     since = [s.since for s in problem.sightings if s.since is not None]
-    return Finding(
+    subject = Subject(
         diagnosis_id=diagnosis_id or uuid.uuid4().hex[:12],
         target=target,
         symptom=problem.symptom,
         container=context.container,
-        conclusion=conclusion,
-        investigation=investigation,
-        classification=classification,
         affected_pods=tuple(sorted(name_of(p) for p in problem.pods))[:MAX_AFFECTED_PODS],
         production=production,
         severity_level=severity(workload, production=production).value,
         first_seen=min(since) if since else None,
         observed_at=context.now,
         cluster_name=reader.cluster_name(),
+        failing_revision=_failing_revision(target, workload, problem.pods),
+    )
+    investigation = Investigation()
+    try:
+        conclusion = playbook_for(problem.symptom).run(context, investigation)
+    except ClusterReadError:
+        raise  # the apiserver, not the playbook: the caller retries
+    except Exception as error:
+        raise PlaybookError(subject, error) from error
+    classification = None
+    if conclusion.recommendation is not None:
+        classification = classify(
+            conclusion.scope, production=production, namespace=target.namespace
+        )
+    return Finding(
+        **vars(subject),
+        conclusion=conclusion,
+        investigation=investigation,
+        classification=classification,
     )
 
 
-def _is_production(reader: ClusterReader, namespace: str, selector: dict[str, str]) -> bool:
-    labels = meta(reader.namespace(namespace) or {}).get("labels")
-    if not isinstance(labels, dict) or not selector:
+def _failing_revision(
+    target: WorkloadRef, workload: KubeObject | None, pods: list[KubeObject]
+) -> FailingRevision | None:
+    """The pod template the failing pods run, from what is already read: the ReplicaSet most
+    of them belong to (a Deployment's), and the workload's generation."""
+    generation = meta(workload).get("generation")
+    generation = generation if isinstance(generation, int) and generation >= 0 else None
+    replica_set = None
+    if target.kind == "Deployment":
+        owners = Counter(
+            str(owner["name"])
+            for owner in map(controller_of, pods)
+            if owner is not None and owner.get("kind") == "ReplicaSet" and owner.get("name")
+        )
+        replica_set = owners.most_common(1)[0][0] if owners else None
+    if generation is None and replica_set is None:
+        return None
+    return FailingRevision(replica_set=replica_set, generation=generation)
+
+
+def _is_production(reader: ClusterReader, namespace: str, selector: Selector) -> bool:
+    # An empty selector marks no namespace as production (kubectl's empty selector would
+    # select every one): the setting left blank means "we have no production label".
+    if selector.empty:
         return False
-    return all(labels.get(key) == value for key, value in selector.items())
+    return selector.matches(labels_of(reader.namespace(namespace)))
 
 
 def diagnose(

@@ -267,6 +267,15 @@ class TemplateChange(ApiModel):
     after: str | None = Field(default=None, max_length=2048)
 
 
+class FailingRevision(ApiModel):
+    """The pod template the failing pods ran, as the report last saw it: what its resolution
+    is compared with."""
+
+    revision: str | None = None
+    replica_set: str | None = None
+    generation: int | None = Field(default=None, ge=0)
+
+
 class Resolution(ApiModel):
     """What fixed it: the template diff, the revision, and who changed it."""
 
@@ -292,7 +301,8 @@ class Status(ApiModel):
 
     phase: Phase
     severity: Severity
-    root_cause: RootCause
+    # None only while no diagnosis of the report has succeeded (a playbook failed).
+    root_cause: RootCause | None = None
     alternatives: list[RootCause] = Field(default_factory=list, max_length=10)
     evidence: list[Evidence] = Field(default_factory=list, max_length=50)
     steps: list[Step] = Field(default_factory=list, max_length=50)
@@ -303,6 +313,7 @@ class Status(ApiModel):
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     resolved_at: datetime | None = None
+    failing_revision: FailingRevision | None = None
     resolution: Resolution | None = None
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
 
@@ -327,3 +338,10 @@ class DiagnosisReport(ApiModel):
     metadata: ObjectMeta
     spec: Spec
     status: Status | None = None
+
+    @classmethod
+    def read(cls, stored: dict[str, Any]) -> DiagnosisReport:
+        """A report as the cluster holds it. Read leniently: a newer (or older) replica may
+        have written fields this version does not know, and they must not stop it from
+        delivering or resolving the report. Only what the operator writes is strict."""
+        return cls.model_validate(stored, extra="ignore")

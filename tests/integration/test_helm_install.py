@@ -168,9 +168,19 @@ def test_the_operator_with_the_charts_rights_diagnoses_and_escalates(
     cluster.kubectl("label", "namespace", PRODUCTION, "kubetriage.io/environment=production")
     cluster.wait_for_default_service_account(PRODUCTION)
     cluster.apply(deployment("checkout", PRODUCTION, replicas=2, simulate="CrashLoopBackOff"))
+    cluster.apply(deployment("cart", PRODUCTION, simulate="OOMKilled", limits={"memory": "256Mi"}))
     before = get_json(cluster, "deployment", "checkout", PRODUCTION)
 
     report = wait_for_report(cluster, PRODUCTION, "checkout", "CrashLoopBackOff", timeout=120)
+    # The chart turns dry runs off: a live report says so, not that it was diagnosed offline.
+    oom = wait_for_report(cluster, PRODUCTION, "cart", "OOMKilled", timeout=120)
+    oom_recommendation = oom["status"]["recommendation"]
+    assert oom_recommendation.get("patch"), oom_recommendation
+    assert oom_recommendation["dryRun"] == {
+        "result": "Skipped",
+        "message": "not dry-run: dry runs are turned off (KUBETRIAGE_DRY_RUN=false, "
+        "chart value dryRun.enabled=false)",
+    }
 
     def opened() -> dict[str, Any] | None:
         current = report_of(cluster, PRODUCTION, "checkout", "CrashLoopBackOff")

@@ -199,6 +199,17 @@ def test_fixing_resolves_the_report_and_breaking_again_reopens_it(
 
     resolved = wait_until(lambda: phase("Resolved"), what="the report Resolved", timeout=90)
     assert resolved["status"]["resolvedAt"]
+    # What fixed it: the template diff, the revision it came with, and who wrote it.
+    assert first["status"]["failingRevision"]["replicaSet"].startswith("flaky-")
+    resolution = resolved["status"]["resolution"]
+    assert {
+        "field": "containers[app].image",
+        "before": "registry.example/shop/app:1.0.0",
+        "after": "registry.example/flaky:1.0.1",
+    } in resolution["changes"]
+    assert resolution["revision"] == "2"
+    assert resolution["changedBy"].startswith("kubectl"), resolution
+    assert resolution["summary"].startswith("Fixed by revision 2 (kubectl"), resolution
     cluster.apply(deployment("flaky", namespace, simulate="CrashLoopBackOff",
                              image="registry.example/flaky:1.0.2"))  # fmt: skip
     reopened = wait_until(lambda: phase("Open"), what="the report re-opened", timeout=90)

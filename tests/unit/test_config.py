@@ -13,7 +13,7 @@ def test_defaults_match_the_design(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert settings.namespaces == []
     assert settings.cluster_name == "default"
-    assert settings.production_labels() == {"kubetriage.io/environment": "production"}
+    assert str(settings.production()) == "kubetriage.io/environment=production"
     assert settings.resolve_after_seconds == 300
     assert settings.log_format == "json"
     assert {s: settings.grace_for(s) for s in Symptom} == DEFAULT_GRACE_SECONDS
@@ -47,7 +47,43 @@ def test_grace_periods(
 
 def test_production_selector_with_several_labels(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KUBETRIAGE_PRODUCTION_SELECTOR", "tier=prod, region==eu")
-    assert Settings().production_labels() == {"tier": "prod", "region": "eu"}
+    production = Settings().production()
+    assert production.matches({"tier": "prod", "region": "eu"})
+    assert not production.matches({"tier": "prod"})
+    assert not production.matches({"tier": "prod", "region": "us"})
+
+
+@pytest.mark.parametrize(
+    ("selector", "production", "not_production"),
+    [
+        ("env!=dev", {"env": "prod"}, {"env": "dev"}),
+        ("env in (prod,production)", {"env": "production"}, {"env": "staging"}),
+        ("env notin (dev,test)", {"env": "prod"}, {"env": "test"}),
+        ("kubetriage.io/production", {"kubetriage.io/production": ""}, {}),
+    ],
+    ids=["inequality", "in", "notin", "exists"],
+)
+def test_production_selector_takes_every_form_kubectl_takes(
+    monkeypatch: pytest.MonkeyPatch,
+    selector: str,
+    production: dict[str, str],
+    not_production: dict[str, str],
+) -> None:
+    monkeypatch.setenv("KUBETRIAGE_PRODUCTION_SELECTOR", selector)
+    chosen = Settings().production()
+    assert chosen.matches(production)
+    assert not chosen.matches(not_production)
+
+
+@pytest.mark.parametrize("selector", ["env in prod", "env=(prod", "=prod"])
+def test_an_invalid_production_selector_stops_with_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, selector: str
+) -> None:
+    monkeypatch.setenv("KUBETRIAGE_PRODUCTION_SELECTOR", selector)
+    with pytest.raises(ValidationError) as error:
+        Settings()
+    assert "production_selector" in str(error.value)
+    assert repr(selector) in str(error.value)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,10 @@ escalation says where it stands.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -244,4 +247,43 @@ async def test_an_acknowledged_report_gets_no_more_updates(standin: LinearStandi
     outbox.kick(still_pending.to_api())
     await outbox.close()
     assert written == []
+    assert len(standin.issues_created()) == 1
+
+
+def written_by_a_newer_replica(stored: dict[str, Any]) -> dict[str, Any]:
+    """The report as a newer replica writes it during a rolling upgrade: fields this version
+    does not know, at every level it reads."""
+    newer = copy.deepcopy(stored)
+    newer["spec"]["priorityHint"] = "page"
+    newer["status"]["remediation"] = {"state": "Refused", "reason": "not opted in"}
+    newer["status"]["rootCause"]["underlying"] = "CrashLoop.ApplicationError"
+    newer["status"]["escalation"]["comments"] = [{"key": "relapse-2", "state": "Pending"}]
+    return newer
+
+
+async def test_a_report_with_fields_from_a_newer_replica_is_still_delivered(
+    standin: LinearStandin,
+) -> None:
+    report, classification = escalated_report()
+    assert report.status is not None
+    stored = report.model_copy(
+        update={"status": report.status.model_copy(
+            update={"escalation": pending(report, classification)}
+        )}
+    ).to_api()  # fmt: skip
+    stored["metadata"]["uid"] = UID
+    written: list[dict[str, Any]] = []
+
+    async def write_status(namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        written.append(status)
+        return {**stored, "status": status}
+
+    outbox = Outbox(escalator(standin), write_status, cluster_name="shop-prod")
+    outbox.kick(written_by_a_newer_replica(stored))
+    for _ in range(200):
+        if any((s.get("escalation") or {}).get("state") == "Opened" for s in written):
+            break
+        await asyncio.sleep(0.05)
+    await outbox.close()
+    assert [s["escalation"]["state"] for s in written][-1:] == ["Opened"], written
     assert len(standin.issues_created()) == 1

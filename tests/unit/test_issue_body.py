@@ -33,6 +33,7 @@ def test_the_body_has_every_section_and_names_the_cause_and_the_change(scenario:
     positions = [body.index(section) for section in SECTIONS]
     assert positions == sorted(positions), "sections in the order on-call reads them"
     assert report.status is not None
+    assert report.status.root_cause is not None
     assert report.status.root_cause.category.value in body
     assert report.status.recommendation is not None
     assert report.status.recommendation.summary[:60] in body

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
+import urllib3
 from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
@@ -24,6 +25,12 @@ from kubernetes.client.exceptions import ApiException
 from kubetriage.k8s.access import KubeObject, is_scheduled
 
 Sample = tuple[float, float]
+
+
+class ClusterReadError(RuntimeError):
+    """A read the apiserver did not answer: unreachable, throttled, a 5xx, a body that is not
+    JSON. Transient by nature, so the diagnosis that made it is retried; any other exception
+    raised while diagnosing is a bug of the playbook and is not."""
 
 
 class ClusterReader(Protocol):
@@ -152,20 +159,25 @@ class LiveClusterReader:
         self._memo: dict[tuple[Any, ...], Any] = {}
         self.requests = 0
 
-    def _json(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def _json(
+        self,
+        method: Callable[..., Any],
+        *args: Any,
+        missing: frozenset[int] = frozenset(),
+        **kwargs: Any,
+    ) -> Any:
+        """One request's JSON body; None for an answer whose status is in `missing`."""
+        return _answer(self._raw, missing, method, *args, **kwargs)
+
+    def _raw(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> bytes:
         self.requests += 1
         response = method(*args, _preload_content=False, _request_timeout=self._timeout, **kwargs)
-        return json.loads(_body(response))
+        return _body(response)
 
     def _read(self, key: tuple[Any, ...], method: Callable[..., Any], *args: Any) -> Any:
         """GET one object, memoized; None when it does not exist."""
         if key not in self._memo:
-            try:
-                self._memo[key] = self._json(method, *args)
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-                self._memo[key] = None
+            self._memo[key] = self._json(method, *args, missing=_NOT_FOUND)
         return self._memo[key]
 
     def _list(
@@ -341,23 +353,20 @@ class LiveClusterReader:
         """The log's tail, bounded in lines and bytes; None when the kubelet has none."""
         key = ("log", namespace, pod, container, previous)
         if key not in self._memo:
-            try:
-                self.requests += 1
-                response: Any = self._core.read_namespaced_pod_log(
-                    pod,
-                    namespace,
-                    container=container,
-                    previous=previous,
-                    tail_lines=self._log_tail_lines,
-                    limit_bytes=self._log_limit_bytes,
-                    _preload_content=False,
-                    _request_timeout=self._timeout,
-                )
-                self._memo[key] = _body(response).decode("utf-8", "replace")
-            except ApiException as error:
-                if error.status not in (400, 404):
-                    raise
-                self._memo[key] = None
+            # 400: the container has no previous instance (or is waiting); 404: no such pod.
+            body = _answer(
+                self._raw,
+                _NO_LOG,
+                self._core.read_namespaced_pod_log,
+                pod,
+                namespace,
+                container=container,
+                previous=previous,
+                tail_lines=self._log_tail_lines,
+                limit_bytes=self._log_limit_bytes,
+                decode=False,
+            )
+            self._memo[key] = None if body is None else body.decode("utf-8", "replace")
         found: str | None = self._memo[key]
         return found
 
@@ -368,6 +377,31 @@ class LiveClusterReader:
         if self._history is None:
             return None
         return self._history.series(namespace, pod, container, metric)
+
+
+_NOT_FOUND = frozenset({404})
+_NO_LOG = frozenset({400, 404})
+
+
+def _answer(
+    raw: Callable[..., bytes],
+    missing: frozenset[int],
+    method: Callable[..., Any],
+    *args: Any,
+    decode: bool = True,
+    **kwargs: Any,
+) -> Any:
+    """A request's body (parsed JSON unless `decode` is false), None for a status in `missing`;
+    every other failure becomes a ClusterReadError naming the request."""
+    try:
+        body = raw(method, *args, **kwargs)
+        return json.loads(body) if decode else body
+    except ApiException as error:
+        if error.status in missing:
+            return None
+        raise ClusterReadError(f"{method.__name__}: HTTP {error.status} {error.reason}") from error
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+        raise ClusterReadError(f"{method.__name__}: {type(error).__name__}: {error}") from error
 
 
 def _body(response: Any) -> bytes:

@@ -19,9 +19,11 @@ import structlog
 from pydantic import ValidationError
 
 from kubetriage.escalation.escalator import Escalator, planned_escalation
+from kubetriage.k8s.access import as_dict
 from kubetriage.models import DiagnosisReport, Escalation, EscalationState
 from kubetriage.policy import Classification
 from kubetriage.reports.build import ReportChange
+from kubetriage.reports.render.issue import resolution_markdown
 from kubetriage.runtime import metrics
 
 log = structlog.get_logger("kubetriage.escalation.outbox")
@@ -79,11 +81,12 @@ class Outbox:
         report = _model(stored)
         if report is None or report.status is None or report.status.escalation is None:
             return
-        resolution = report.status.resolution
-        summary = resolution.summary if resolution else "the workload is healthy again"
         occurrence = report.status.occurrences
         await self._comment(
-            report, report.status.escalation, f"resolved-{occurrence}", f"Resolved: {summary}"
+            report,
+            report.status.escalation,
+            f"resolved-{occurrence}",
+            resolution_markdown(report.status.resolution),
         )
 
     def kick(self, stored: Report) -> None:
@@ -143,8 +146,15 @@ class Outbox:
 
 def _model(stored: Report) -> DiagnosisReport | None:
     try:
-        return DiagnosisReport.model_validate(stored)
-    except ValidationError:
+        return DiagnosisReport.read(stored)
+    except ValidationError as error:
+        # Not silently: a report that cannot be read is one whose escalation stalls.
+        metadata = as_dict(stored.get("metadata"))
+        log.warning(
+            "report unreadable; its escalation waits",
+            report=f"{metadata.get('namespace')}/{metadata.get('name')}",
+            error=str(error)[:1000],
+        )
         return None
 
 
@@ -152,7 +162,5 @@ def _relapse_text(report: DiagnosisReport) -> str:
     assert report.status is not None
     cause = report.status.root_cause
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"Relapsed at {when} (occurrence {report.status.occurrences}): "
-        f"{cause.category.value} — {cause.summary}"
-    )
+    said = f"{cause.category.value} — {cause.summary}" if cause else report.spec.symptom.value
+    return f"Relapsed at {when} (occurrence {report.status.occurrences}): {said}"

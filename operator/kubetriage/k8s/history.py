@@ -22,6 +22,7 @@ from kubetriage.k8s.access import (
     clip,
     containers,
     dicts,
+    meta,
     name_of,
     pod_ready,
 )
@@ -97,6 +98,20 @@ class Revision:
         if ready == 0 and isinstance(replicas, int) and replicas > 0:
             return False
         return None
+
+
+def template_manager(workload: KubeObject | None) -> str | None:
+    """Who last wrote the workload's pod template: the `managedFields` manager (kubectl-set,
+    helm, argocd-controller, ...) whose entry owns `spec.template`, the latest one first."""
+    owners = [
+        entry
+        for entry in dicts(meta(workload).get("managedFields"))
+        if not entry.get("subresource")
+        and "f:template" in as_dict(as_dict(entry.get("fieldsV1")).get("f:spec"))
+        and isinstance(entry.get("manager"), str)
+    ]
+    latest = max(owners, key=lambda e: str(e.get("time") or ""), default=None)
+    return str(latest["manager"]) if latest else None
 
 
 def template_changes(before: dict[str, Any], after: dict[str, Any]) -> list[TemplateChange]:

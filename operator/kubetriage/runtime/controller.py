@@ -23,21 +23,36 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
+import urllib3
+from kubernetes.client.exceptions import ApiException
 
-from kubetriage.clients.kube import ClusterReader
+from kubetriage.clients.kube import ClusterReader, ClusterReadError
 from kubetriage.config import Settings
 from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
-from kubetriage.diagnosis import Options, Problem, diagnose_problem
+from kubetriage.diagnosis import Options, PlaybookError, Problem, confirmed, diagnose_problem
 from kubetriage.escalation.escalator import Escalator
 from kubetriage.escalation.outbox import Outbox
-from kubetriage.k8s.access import KubeObject, meta, name_of
+from kubetriage.k8s.access import KubeObject, as_dict, meta, name_of
+from kubetriage.k8s.history import replica_sets_of
 from kubetriage.k8s.owners import WorkloadRef, owning_workload, ref_of
-from kubetriage.models import DiagnosisReport, DryRun, Patch, Symptom
+from kubetriage.models import (
+    DiagnosisReport,
+    DryRun,
+    FailingRevision,
+    Patch,
+    Phase,
+    Resolution,
+    Symptom,
+)
 from kubetriage.reports.build import (
+    NotDryRun,
     ReportChange,
     build_report,
+    failed_report,
+    failed_status,
     merge_with_existing,
     report_name,
+    resolution_of,
     resolved_status,
 )
 from kubetriage.reports.events import EventRecorder
@@ -53,6 +68,16 @@ COALESCE_SECONDS = 1.0
 # A diagnosis that failed (apiserver away, throttled) is retried after 2, 4, 8 ... 60 seconds.
 RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
+# How often a symptom that its evidence does not bear out yet is looked at again.
+UNCONFIRMED_RECHECK_SECONDS = 15.0
+# What retrying can cure: the apiserver unreachable, throttled, restarting or slow.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ClusterReadError,
+    ApiException,
+    urllib3.exceptions.HTTPError,
+    OSError,
+    TimeoutError,
+)
 # Reports found open at start-up are resolved only if nothing shows their symptom by then.
 STARTUP_SETTLE_SECONDS = 15.0
 
@@ -104,7 +129,7 @@ class Controller:
         self.events = events
         self.reader_factory = reader_factory
         self.clock = clock
-        self.options = Options(production_selector=settings.production_labels())
+        self.options = Options.of(settings)
         self.dry_run = dry_run
         self.trackers: dict[TrackerKey, Tracker] = {}
         self._pod_keys: dict[tuple[str, str], set[TrackerKey]] = {}
@@ -236,9 +261,27 @@ class Controller:
             tracker.changed = False
             try:
                 async with self._slots:
-                    await self._diagnose(tracker)
+                    reported = await self._diagnose(tracker)
                 tracker.failures = 0
-            except Exception:  # e.g. the apiserver was briefly away: retry, never give up
+                if not reported:
+                    # Nothing bears the symptom out yet (no FailedMount for a pod still in
+                    # ContainerCreating); what would is an Event, which changes no pod: look
+                    # again later for as long as the symptom lasts.
+                    tracker.changed = True
+                    await asyncio.sleep(UNCONFIRMED_RECHECK_SECONDS)
+                    continue
+            except PlaybookError as failure:
+                # A bug retrying cannot fix: said once, then tried again only on a change.
+                tracker.failures = 0
+                await self._record_failure(failure)
+            except Exception as error:
+                if not isinstance(error, TRANSIENT_ERRORS):
+                    # Not the apiserver: a bug on the report's path; failing once says so.
+                    metrics.DIAGNOSIS_ERRORS.labels(tracker.symptom.value).inc()
+                    log.exception("diagnosis failed: not retried", target=str(tracker.target))
+                    tracker.failures = 0
+                    continue
+                # The apiserver was briefly away or throttled: retry, never give up.
                 metrics.DIAGNOSIS_FAILURES.inc()
                 tracker.failures += 1
                 tracker.changed = True
@@ -255,13 +298,19 @@ class Controller:
             if tracker.changed:
                 await asyncio.sleep(COALESCE_SECONDS)
 
-    async def _diagnose(self, tracker: Tracker) -> None:
-        problem = Problem(
+    async def _diagnose(self, tracker: Tracker) -> bool:
+        """Diagnose the tracker's problem and write its report; False when the evidence does
+        not bear the symptom out (yet), and nothing was written."""
+        seen = Problem(
             target=tracker.target,
             symptom=tracker.symptom,
             sightings=[s for group in tracker.sightings.values() for s in group],
             pods=list(tracker.pods.values()),
         )
+        reader = self.reader_factory()
+        problem = await self._off_loop(confirmed, reader, seen)
+        if problem is None:
+            return False
         started = time.perf_counter()
         diagnosis_id = uuid.uuid4().hex[:12]
         # Every log line of this diagnosis, here and in the outbox, carries its id.
@@ -269,9 +318,10 @@ class Controller:
             diagnosis_id=diagnosis_id, target=str(tracker.target), symptom=tracker.symptom.value
         )
         finding = await self._off_loop(
-            diagnose_problem, self.reader_factory(), problem, self.options, diagnosis_id
+            diagnose_problem, reader, problem, self.options, diagnosis_id
         )
-        fresh = await self._with_dry_run(build_report(finding))
+        not_dry_run = NotDryRun.OFFLINE if self.dry_run is not None else NotDryRun.TURNED_OFF
+        fresh = await self._with_dry_run(build_report(finding, not_dry_run=not_dry_run))
         key = (fresh.metadata.namespace, fresh.metadata.name)
         existing = await self._stored_report(*key)
         report, change = merge_with_existing(fresh, existing, datetime.now(UTC))
@@ -281,28 +331,55 @@ class Controller:
             stored, finding.classification, production=finding.production, change=change
         )
         self.diagnoses += 1
-        status = report.status
-        assert status is not None
-        metrics.DIAGNOSES.labels(tracker.symptom.value, status.root_cause.category.value).inc()
+        cause = finding.conclusion.root_cause
+        metrics.DIAGNOSES.labels(tracker.symptom.value, cause.category.value).inc()
         metrics.DIAGNOSIS_SECONDS.observe(time.perf_counter() - started)
         self._count_open_reports()
         log.info(
             "diagnosed",
             diagnosis_id=finding.diagnosis_id,
             report=f"{report.metadata.namespace}/{report.metadata.name}",
-            category=status.root_cause.category.value,
+            category=cause.category.value,
             change=change.value,
             pods=len(problem.pods),
             seconds=round(time.perf_counter() - started, 3),
         )
         if change is not ReportChange.UPDATED:
             message = (
-                f"DiagnosisReport {report.metadata.name}: {status.root_cause.category.value} — "
-                f"{status.root_cause.summary}"
+                f"DiagnosisReport {report.metadata.name}: {cause.category.value} — {cause.summary}"
             )
             await self._off_loop(
                 self.events.emit, finding.target, reason="Diagnosed", message=message
             )
+        return True
+
+    async def _record_failure(self, failure: PlaybookError) -> None:
+        """The report's condition DiagnosisFailed, a metric and an Event: a playbook bug is
+        visible where on-call looks, and the last good diagnosis (if any) stays."""
+        subject = failure.subject
+        metrics.DIAGNOSIS_ERRORS.labels(subject.symptom.value).inc()
+        log.error(
+            "diagnosis failed: playbook error",
+            error=str(failure),
+            exc_info=failure.error,
+        )
+        name = report_name(subject.target.kind, subject.target.name, subject.symptom.value)
+        key = (subject.target.namespace, name)
+        try:
+            existing = await self._stored_report(*key)
+            status = failed_status(failure, existing, datetime.now(UTC))
+            if status is not None:
+                await self._write_status(*key, status)
+            else:
+                self._written[key] = await self._off_loop(self.store.apply, failed_report(failure))
+            await self._off_loop(
+                self.events.emit,
+                subject.target,
+                reason="DiagnosisFailed",
+                message=f"DiagnosisReport {name}: {failure}",
+            )
+        except TRANSIENT_ERRORS:
+            log.warning("the failed diagnosis could not be recorded", exc_info=True)
 
     async def _with_dry_run(self, report: DiagnosisReport) -> DiagnosisReport:
         """The report with its patch checked by the apiserver under `dryRun=All`."""
@@ -335,7 +412,10 @@ class Controller:
             f"No pod of {tracker.target.kind}/{tracker.target.name} has shown "
             f"{tracker.symptom.value} for {delay:.0f}s."
         )
-        status = resolved_status(existing, datetime.now(UTC), summary) if existing else None
+        status = None
+        if existing and as_dict(existing.get("status")).get("phase") == Phase.OPEN.value:
+            resolution = await self._off_loop(self._resolution, tracker.target, existing, summary)
+            status = resolved_status(existing, datetime.now(UTC), resolution)
         if status is not None:
             stored = await self._write_status(*key, status)
             await self.outbox.after_resolution(stored)
@@ -344,10 +424,22 @@ class Controller:
                 self.events.emit,
                 tracker.target,
                 reason="Resolved",
-                message=f"DiagnosisReport {tracker.report_name}: {summary}",
+                message=f"DiagnosisReport {tracker.report_name}: "
+                + str(as_dict(status.get("resolution")).get("summary") or summary),
                 warning=False,
             )
         self.trackers.pop(tracker.key, None)
+
+    def _resolution(
+        self, target: WorkloadRef, existing: dict[str, Any], summary: str
+    ) -> Resolution:
+        """What fixed it, from the workload as it is now (run off the event loop)."""
+        reader = self.reader_factory()
+        workload = reader.workload(target.kind, target.namespace, target.name)
+        replica_sets = replica_sets_of(target, reader) if target.kind == "Deployment" else []
+        failing = as_dict(existing.get("status")).get("failingRevision")
+        known = FailingRevision.model_validate(failing, extra="ignore") if failing else None
+        return resolution_of(known, workload, replica_sets, summary=summary)
 
     async def adopt_open_reports(self) -> None:
         """After a restart: an open report whose workload healed while the operator was down

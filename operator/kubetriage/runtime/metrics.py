@@ -19,7 +19,14 @@ DIAGNOSIS_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 DIAGNOSIS_FAILURES = Counter(
-    "kubetriage_diagnosis_failures_total", "Diagnoses that failed and will be retried."
+    "kubetriage_diagnosis_failures_total",
+    "Diagnoses that failed on the apiserver (unreachable, throttled) and will be retried.",
+)
+DIAGNOSIS_ERRORS = Counter(
+    "kubetriage_diagnosis_errors_total",
+    "Diagnoses whose playbook raised (a bug of kubetriage): failed once, not retried until "
+    "the workload changes, and recorded as the report's condition DiagnosisFailed.",
+    ["symptom"],
 )
 OPEN_REPORTS = Gauge("kubetriage_open_reports", "DiagnosisReports in phase Open.")
 ESCALATIONS = Counter(

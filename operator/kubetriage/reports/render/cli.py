@@ -11,19 +11,19 @@ import yaml
 from kubetriage.models import DiagnosisReport
 
 
-def as_list(reports: Sequence[DiagnosisReport]) -> dict[str, Any]:
+def v1_list(reports: Sequence[DiagnosisReport]) -> dict[str, Any]:
     """The reports as a Kubernetes `v1 List`, exactly as they would be written to the cluster."""
     return {"apiVersion": "v1", "kind": "List", "items": [r.to_api() for r in reports]}
 
 
 def to_json(reports: Sequence[DiagnosisReport]) -> str:
     """`-o json`."""
-    return json.dumps(as_list(reports), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(v1_list(reports), indent=2, ensure_ascii=False) + "\n"
 
 
 def to_yaml(reports: Sequence[DiagnosisReport]) -> str:
     """`-o yaml`."""
-    return yaml.safe_dump(as_list(reports), sort_keys=False, allow_unicode=True, width=100)
+    return yaml.safe_dump(v1_list(reports), sort_keys=False, allow_unicode=True, width=100)
 
 
 def to_table(reports: Sequence[DiagnosisReport]) -> str:
@@ -43,9 +43,13 @@ def _block(report: DiagnosisReport) -> str:
         f"  target:      {spec.target.kind}/{spec.target.name}"
         + (f" (container {spec.container})" if spec.container else ""),
         f"  symptom:     {spec.symptom.value}   severity: {status.severity.value}",
-        f"  root cause:  {cause.category.value} ({cause.confidence:.0%})",
-        f"               {cause.summary}",
     ]
+    if cause is None:
+        failed = next((c.message for c in status.conditions if c.reason == "DiagnosisFailed"), "")
+        lines.append(f"  root cause:  none: {failed or 'no diagnosis has succeeded yet'}")
+    else:
+        lines.append(f"  root cause:  {cause.category.value} ({cause.confidence:.0%})")
+        lines.append(f"               {cause.summary}")
     if status.evidence:
         lines.append("  evidence:")
         lines += [f"    - [{e.source.value}] {e.summary}" for e in status.evidence[:8]]
@@ -74,4 +78,11 @@ def _block(report: DiagnosisReport) -> str:
         shown = ", ".join(status.affected_pods[:5])
         more = len(status.affected_pods) - 5
         lines.append(f"  pods:        {shown}" + (f" (+{more} more)" if more > 0 else ""))
+    if status.resolution is not None:
+        resolution = status.resolution
+        lines.append(f"  resolution:  {resolution.summary}")
+        lines += [
+            f"    - {c.field}: {c.before or '(none)'} -> {c.after or '(none)'}"
+            for c in resolution.changes[:8]
+        ]
     return "\n".join(lines) + "\n"

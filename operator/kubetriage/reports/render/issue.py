@@ -7,7 +7,7 @@ the report was built; it is redacted once more here because an issue leaves the 
 from __future__ import annotations
 
 from kubetriage.k8s.time import format_time
-from kubetriage.models import DiagnosisReport, Severity
+from kubetriage.models import DiagnosisReport, Resolution, Severity
 from kubetriage.redact import redact
 
 MAX_BODY = 60_000
@@ -22,7 +22,8 @@ _SEVERITY_WORDS = {
 def issue_title(report: DiagnosisReport, cluster_name: str) -> str:
     """`[cluster] namespace/Kind/name: Category`, short enough for a Linear list."""
     target = report.spec.target
-    category = report.status.root_cause.category.value if report.status else report.spec.symptom
+    cause = report.status.root_cause if report.status else None
+    category = cause.category.value if cause else report.spec.symptom.value
     title = f"[{cluster_name}] {report.metadata.namespace}/{target.kind}/{target.name}: {category}"
     return title[:250]
 
@@ -35,8 +36,8 @@ def report_link(report: DiagnosisReport) -> str:
 def issue_markdown(report: DiagnosisReport, *, cluster_name: str, production: bool) -> str:
     """The issue body for a report."""
     status = report.status
-    if status is None:
-        raise ValueError("a report without status has nothing to escalate")
+    if status is None or status.root_cause is None:
+        raise ValueError("a report without a root cause has nothing to escalate")
     target, cause = report.spec.target, status.root_cause
     lines = [
         "## Summary",
@@ -96,6 +97,27 @@ def issue_markdown(report: DiagnosisReport, *, cluster_name: str, production: bo
         "",
         "_Opened by kubetriage. It recommends; it never applies a change to production._",
     ]
+    return redact("\n".join(lines))[:MAX_BODY]
+
+
+def resolution_markdown(resolution: Resolution | None) -> str:
+    """The resolution comment: what fixed it, the template changes, the revision and who
+    made them (DESIGN.md section 5), redacted once more because it leaves the cluster."""
+    if resolution is None:
+        return "Resolved: the workload is healthy again."
+    lines = [f"Resolved: {resolution.summary}"]
+    if resolution.changes:
+        lines += ["", "What changed in the pod template:", ""]
+        lines += [
+            f"- `{c.field}`: `{c.before or '(none)'}` → `{c.after or '(none)'}`"
+            for c in resolution.changes[:20]
+        ]
+    facts = [
+        f"revision {resolution.revision}" if resolution.revision else "",
+        f"changed by `{resolution.changed_by}`" if resolution.changed_by else "",
+    ]
+    if any(facts):
+        lines += ["", "; ".join(f for f in facts if f).capitalize() + "."]
     return redact("\n".join(lines))[:MAX_BODY]
 
 

@@ -1,0 +1,144 @@
+"""The controller between watch events and report writes, over a snapshot and an in-memory store.
+
+Given a crash-looping Deployment whose playbook has a bug (it raises), the diagnosis fails
+once and visibly, a report condition and a metric, and is not retried until the workload
+changes. Given an apiserver that is briefly away, the diagnosis is retried until it succeeds.
+The store and the event recorder are in-memory stand-ins: the live path of the same controller
+is tested on the real control plane in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from helpers import SCENARIOS_DIR, wait_until_async
+from kubetriage.clients.kube import ClusterReader, ClusterReadError
+from kubetriage.clients.snapshot import SnapshotReader
+from kubetriage.config import Settings
+from kubetriage.k8s.owners import WorkloadRef
+from kubetriage.models import DiagnosisReport, Symptom
+from kubetriage.playbooks import base
+from kubetriage.playbooks.crashloop import CrashLoopPlaybook
+from kubetriage.runtime.controller import Controller
+
+SCENARIO = SCENARIOS_DIR / "crashloop-application-error.json"
+
+
+class MemoryStore:
+    """The ReportStore's interface over a dict: what the controller wrote, in order."""
+
+    def __init__(self) -> None:
+        self.reports: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes: list[dict[str, Any]] = []
+
+    def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.reports.get((namespace, name))
+
+    def list(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        return [r for (ns, _), r in self.reports.items() if namespace in (None, ns)]
+
+    def apply(self, report: DiagnosisReport) -> dict[str, Any]:
+        body = report.to_api()
+        key = (report.metadata.namespace, report.metadata.name)
+        stored = {**body, "metadata": {**body["metadata"], "uid": "uid-" + key[1]}}
+        self.reports[key] = stored
+        self.writes.append(stored)
+        return stored
+
+    def apply_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        stored = {**self.reports[(namespace, name)], "status": status}
+        self.reports[(namespace, name)] = stored
+        self.writes.append(stored)
+        return stored
+
+
+class MemoryEvents:
+    """The EventRecorder's interface: the Events the controller emitted."""
+
+    def __init__(self) -> None:
+        self.emitted: list[tuple[str, str]] = []
+
+    def emit(self, target: WorkloadRef, *, reason: str, message: str, warning: bool = True) -> None:
+        self.emitted.append((reason, message))
+
+
+def crash_looping_pods() -> list[dict[str, Any]]:
+    document = json.loads(SCENARIO.read_text())
+    return [i for i in document["items"] if i.get("kind") == "Pod"]
+
+
+def controller(reader: Callable[[], ClusterReader]) -> tuple[Controller, MemoryStore, MemoryEvents]:
+    store, events = MemoryStore(), MemoryEvents()
+    settings = Settings(grace_seconds=0, resolve_after_seconds=300, dry_run=False)
+    return Controller(settings, store, events, reader), store, events  # type: ignore[arg-type]
+
+
+def counter(name: str, **labels: str) -> float:
+    value = REGISTRY.get_sample_value(name, labels)
+    return value or 0.0
+
+
+async def test_a_playbook_bug_fails_the_diagnosis_once_with_a_condition_and_a_metric(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+
+    def broken(
+        self: base.Playbook, context: base.Context, investigation: base.Investigation
+    ) -> Any:
+        calls.append(context.target.name)
+        raise KeyError("lastState")
+
+    monkeypatch.setattr(CrashLoopPlaybook, "run", broken)
+    reader = SnapshotReader.from_file(SCENARIO)
+    ctl, store, events = controller(lambda: reader)
+    before = counter("kubetriage_diagnosis_errors_total", symptom="CrashLoopBackOff")
+    for pod in crash_looping_pods():
+        await ctl.on_pod(None, pod)
+
+    report = await wait_until_async(
+        lambda: store.get("shop", "deployment-orders-crashloopbackoff"), what="a report"
+    )
+    await asyncio.sleep(3)  # a retry would have come by now (the first back-off is 2 s)
+    await ctl.close()
+
+    assert calls == ["orders"], "a deterministic failure must not be retried"
+    status = report["status"]
+    assert "rootCause" not in status, "a failed diagnosis names no cause"
+    (condition,) = status["conditions"]
+    assert condition["type"] == "Diagnosed"
+    assert condition["status"] == "False"
+    assert condition["reason"] == "DiagnosisFailed"
+    assert "CrashLoopBackOff playbook failed: KeyError: 'lastState'" in condition["message"]
+    assert counter("kubetriage_diagnosis_errors_total", symptom="CrashLoopBackOff") == before + 1
+    assert [reason for reason, _ in events.emitted] == ["DiagnosisFailed"]
+
+
+async def test_an_apiserver_that_is_briefly_away_is_retried_until_the_report_is_written() -> None:
+    reader = SnapshotReader.from_file(SCENARIO)
+    failures = [ClusterReadError("apiserver away")] * 2
+
+    class Flaky:
+        def __getattr__(self, name: str) -> Any:
+            if name == "events" and failures:
+                raise failures.pop()
+            return getattr(reader, name)
+
+    ctl, store, _ = controller(Flaky)
+    for pod in crash_looping_pods():
+        await ctl.on_pod(None, pod)
+    report = await wait_until_async(
+        lambda: store.get("shop", "deployment-orders-crashloopbackoff"),
+        what="a report after the apiserver came back",
+        timeout=30,
+    )
+    await ctl.close()
+    assert failures == []
+    assert report["status"]["rootCause"]["category"] == "CrashLoop.ApplicationError"
+    assert report["spec"]["symptom"] == Symptom.CRASH_LOOP_BACK_OFF.value
