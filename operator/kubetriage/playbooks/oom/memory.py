@@ -319,7 +319,9 @@ def _fit(run: Sequence[Sample]) -> tuple[float, float]:
     if sxx <= 0:
         return 0.0, 0.0
     slope = sxy / sxx
-    r2 = (sxy * sxy) / (sxx * syy) if syy > 0 else 0.0
+    # Tiny spreads underflow: sxx and syy above zero can still multiply to 0.0.
+    spread = sxx * syy
+    r2 = (sxy * sxy) / spread if spread > 0 else 0.0
     return slope, r2
 
 
