@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import kubeobjects
 from helpers import SCENARIOS_DIR
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.detect import DetectedSymptom
@@ -90,10 +91,11 @@ LIVENESS = {
 
 
 # --- snapshot builders --------------------------------------------------------------------------
+# Owner references carry no apiVersion here: owners are resolved by kind.
 
 
-def container(name: str = APP, **fields: Any) -> dict[str, Any]:
-    return {"name": name, "image": f"registry.example/{NS}/{name}:2.0.0", **fields}
+def container(name: str = APP, image: str | None = None, **fields: Any) -> dict[str, Any]:
+    return kubeobjects.container(name, image or f"registry.example/{NS}/{name}:2.0.0", **fields)
 
 
 def crashed(
@@ -106,20 +108,15 @@ def crashed(
     finished: str = "2025-03-14T11:58:01Z",
 ) -> dict[str, Any]:
     """A container status in CrashLoopBackOff, as the kubelet reports it."""
-    terminated: dict[str, Any] = {"reason": reason, "startedAt": started, "finishedAt": finished}
-    if code is not None:
-        terminated["exitCode"] = code
-    if message is not None:
-        terminated["message"] = message
-    back_off = f"back-off 5m0s restarting failed container={name}"
-    return {
-        "name": name,
-        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": back_off}},
-        "lastState": {"terminated": terminated},
-        "ready": False,
-        "restartCount": 7,
-        "started": False,
-    }
+    return kubeobjects.container_status(
+        name,
+        kubeobjects.crash_loop_back_off(name),
+        last_state=kubeobjects.terminated(
+            code, reason, started=started, finished=finished, message=message
+        ),
+        restart_count=7,
+        started=False,
+    )
 
 
 def pod_name(index: int) -> str:
@@ -134,116 +131,91 @@ def world(
     init: dict[str, Any] | None = None,
     init_statuses: list[dict[str, Any]] | None = None,
     extra: list[dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
+) -> dict[str, Any]:
     """Deployment `api` in namespace `shop`: one pod per status, previous logs in order."""
     template: dict[str, Any] = {"containers": [spec]}
     if init:
         template["initContainers"] = [init]
-    items: list[dict[str, Any]] = [
-        {"apiVersion": "kubetriage.io/v1alpha1", "kind": "SnapshotInfo", "capturedAt": CAPTURED},
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": APP, "namespace": NS, "uid": "d-1"},
-            "spec": {
-                "replicas": len(statuses),
-                "template": {"metadata": {"labels": {"app": APP}}, "spec": template},
-            },
-            "status": {"replicas": len(statuses), "readyReplicas": 0},
-        },
-        replica_set(HASH, 4, template),
-    ]
+    pods: list[dict[str, Any]] = []
     for index, status in enumerate(statuses):
         pod_status: dict[str, Any] = {"phase": "Running", "containerStatuses": [status]}
         if init:
-            initializing = {
-                "name": spec["name"],
-                "state": {"waiting": {"reason": "PodInitializing"}},
-            }
+            initializing = {"name": spec["name"], "state": kubeobjects.waiting("PodInitializing")}
             pod_status = {
                 "phase": "Pending",
                 "initContainerStatuses": [(init_statuses or [])[index]],
                 "containerStatuses": [initializing],
             }
-        owner = {"kind": "ReplicaSet", "name": f"{APP}-{HASH}", "controller": True}
-        items.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": pod_name(index),
-                    "namespace": NS,
-                    "labels": {"app": APP, "pod-template-hash": HASH},
-                    "ownerReferences": [owner],
-                },
-                "spec": {"restartPolicy": "Always", **template},
-                "status": pod_status,
-            }
+        pods.append(
+            kubeobjects.pod(
+                pod_name(index),
+                namespace=NS,
+                labels={"app": APP, "pod-template-hash": HASH},
+                owner=kubeobjects.owner_reference("ReplicaSet", f"{APP}-{HASH}", api_version=None),
+                spec={"restartPolicy": "Always", **template},
+                status=pod_status,
+            )
         )
-    for index, text in enumerate(logs or []):
-        items.append(log(pod_name(index), (init or spec)["name"], text))
-    return items + (extra or [])
+    logged = (init or spec)["name"]
+    return kubeobjects.snapshot(
+        kubeobjects.deployment(
+            APP,
+            namespace=NS,
+            uid="d-1",
+            pod_spec=template,
+            pod_labels={"app": APP},
+            replicas=len(statuses),
+        ),
+        replica_set(HASH, 4, template),
+        *pods,
+        *(log(pod_name(index), logged, text) for index, text in enumerate(logs or [])),
+        *(extra or []),
+        namespace=NS,
+        captured_at=CAPTURED,
+    )
 
 
 def replica_set(
     template_hash: str, revision: int, template: dict[str, Any], ready: int = 0
 ) -> dict[str, Any]:
-    owner = {"kind": "Deployment", "name": APP, "controller": True, "uid": "d-1"}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": f"{APP}-{template_hash}",
-            "namespace": NS,
-            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-            "ownerReferences": [owner],
-        },
-        "spec": {"template": {"spec": template}},
-        "status": {"readyReplicas": ready},
-    }
+    return kubeobjects.replica_set(
+        f"{APP}-{template_hash}",
+        namespace=NS,
+        owner=kubeobjects.owner_reference("Deployment", APP, uid="d-1", api_version=None),
+        revision=revision,
+        pod_spec=template,
+        status={"readyReplicas": ready},
+    )
 
 
 def log(pod: str, name: str, text: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubetriage.io/v1alpha1",
-        "kind": "ContainerLog",
-        "metadata": {"namespace": NS, "name": pod},
-        "container": name,
-        "previous": True,
-        "text": text,
-    }
+    return kubeobjects.container_log(pod, name, text, namespace=NS)
 
 
 def event(
     index: int, reason: str, message: str, *, count: int = 1, last: str = "2025-03-14T11:58:00Z"
 ) -> dict[str, Any]:
     """A kubelet event about the `api` container of pod `index`."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{pod_name(index)}.{reason.lower()}{count}", "namespace": NS},
-        "involvedObject": {
-            "kind": "Pod",
-            "name": pod_name(index),
-            "namespace": NS,
-            "fieldPath": f"spec.containers{{{APP}}}",
-        },
-        "reason": reason,
-        "message": message,
-        "count": count,
-        "firstTimestamp": "2025-03-14T11:30:00Z",
-        "lastTimestamp": last,
-        "source": {"component": "kubelet"},
-    }
+    return kubeobjects.event(
+        "Pod",
+        pod_name(index),
+        reason,
+        message,
+        namespace=NS,
+        event_name=f"{pod_name(index)}.{reason.lower()}{count}",
+        type=None,
+        count=count,
+        first="2025-03-14T11:30:00Z",
+        last=last,
+        field_path=f"spec.containers{{{APP}}}",
+    )
 
 
 def service(name: str, selector: dict[str, str] | None = None, port: int = 6379) -> dict[str, Any]:
     spec: dict[str, Any] = {"ports": [{"port": port, "targetPort": port}], "type": "ClusterIP"}
     if selector:
         spec["selector"] = selector
-    metadata = {"name": name, "namespace": NS}
-    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+    return kubeobjects.kube_object("Service", name, namespace=NS, spec=spec)
 
 
 def endpoints(name: str, *, ready: int = 0, not_ready: int = 0) -> dict[str, Any]:
@@ -252,15 +224,12 @@ def endpoints(name: str, *, ready: int = 0, not_ready: int = 0) -> dict[str, Any
         subset["addresses"] = [{"ip": f"10.244.1.{i}"} for i in range(ready)]
     if not_ready:
         subset["notReadyAddresses"] = [{"ip": f"10.244.2.{i}"} for i in range(not_ready)]
-    body = {"subsets": [subset]} if ready or not_ready else {}
-    metadata = {"name": name, "namespace": NS}
-    return {"apiVersion": "v1", "kind": "Endpoints", "metadata": metadata, **body}
+    subsets = [subset] if ready or not_ready else None
+    return kubeobjects.kube_object("Endpoints", name, namespace=NS, subsets=subsets)
 
 
 def config_map(name: str, *keys: str) -> dict[str, Any]:
-    metadata = {"name": name, "namespace": NS}
-    data = dict.fromkeys(keys, "x")
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+    return kubeobjects.config_map(name, namespace=NS, data=dict.fromkeys(keys, "x"))
 
 
 def env_from_config_map_key(var: str, config_map_name: str, key: str) -> dict[str, Any]:
@@ -268,8 +237,8 @@ def env_from_config_map_key(var: str, config_map_name: str, key: str) -> dict[st
     return {"name": var, "valueFrom": {"configMapKeyRef": ref}}
 
 
-def crashloop_finding(items: list[dict[str, Any]]) -> Finding:
-    reader = SnapshotReader.from_document({"apiVersion": "v1", "kind": "List", "items": items})
+def crashloop_finding(document: dict[str, Any]) -> Finding:
+    reader = SnapshotReader.from_document(document)
     found = [f for f in diagnose(reader) if f.symptom == Symptom.CRASH_LOOP_BACK_OFF]
     assert len(found) == 1, [f.target for f in found]
     return found[0]
@@ -288,9 +257,9 @@ def evidence_lines(finding: Finding) -> list[str]:
 
 @dataclass
 class Case:
-    """Given `items`, the report names `category` and states these facts."""
+    """Given `document`, the report names `category` and states these facts."""
 
-    items: list[dict[str, Any]]
+    document: dict[str, Any]
     category: Category
     summary: list[str] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
@@ -580,7 +549,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_the_report_names_the_cause_with_its_evidence(case: Case) -> None:
-    finding = crashloop_finding(case.items)
+    finding = crashloop_finding(case.document)
     root = finding.conclusion.root_cause
     assert root.category == case.category, root.summary
     for fact in case.summary:
@@ -608,7 +577,7 @@ def test_the_report_names_the_cause_with_its_evidence(case: Case) -> None:
 
 
 def test_every_documented_step_runs_in_order_with_an_outcome() -> None:
-    finding = crashloop_finding(CASES["dependency-service-without-ready-endpoints"].items)
+    finding = crashloop_finding(CASES["dependency-service-without-ready-endpoints"].document)
     steps = finding.investigation.steps
     assert [s.name for s in steps] == [s.name for s in STEPS]
     assert all(s.outcome for s in steps)
@@ -641,13 +610,13 @@ def test_pods_that_disagree_lower_confidence_and_name_the_minority() -> None:
 
 def test_a_failing_new_revision_is_rolled_back_to_the_one_with_ready_pods() -> None:
     working = {"containers": [container(image=f"registry.example/{NS}/{APP}:1.9.3")]}
-    items = world(
+    document = world(
         container(),
         [crashed(code=3)],
         logs=["ERROR:    Application startup failed. Exiting.\n"],
         extra=[replica_set("5c4b3a2f1", 3, working, ready=3)],
     )
-    finding = crashloop_finding(items)
+    finding = crashloop_finding(document)
     recommendation = finding.conclusion.recommendation
     assert recommendation is not None
     assert recommendation.command == "kubectl rollout undo deployment/api -n shop --to-revision=3"
@@ -659,20 +628,20 @@ def test_a_failing_new_revision_is_rolled_back_to_the_one_with_ready_pods() -> N
 
 
 def test_a_dependency_scaled_to_zero_is_restored_with_a_human_in_the_loop() -> None:
-    statefulset = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {"name": "redis", "namespace": NS},
-        "spec": {"replicas": 0, "template": {"metadata": {"labels": {"app": "redis"}}}},
-        "status": {"replicas": 0},
-    }
-    items = world(
+    statefulset = kubeobjects.kube_object(
+        "StatefulSet",
+        "redis",
+        namespace=NS,
+        spec={"replicas": 0, "template": {"metadata": {"labels": {"app": "redis"}}}},
+        status={"replicas": 0},
+    )
+    document = world(
         container(),
         [crashed(code=1)],
         logs=[REDIS_REFUSED],
         extra=[service("redis", {"app": "redis"}), endpoints("redis"), statefulset],
     )
-    finding = crashloop_finding(items)
+    finding = crashloop_finding(document)
     assert "StatefulSet redis is scaled to 0 replicas" in finding.conclusion.root_cause.summary
     recommendation = finding.conclusion.recommendation
     assert recommendation is not None
@@ -1034,8 +1003,7 @@ HOSTS = {
 def test_hosts_resolve_to_services_the_way_cluster_dns_does(
     host: str, service: str | None, namespace: str | None, scope: str
 ) -> None:
-    cache = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cache"}}
-    reader = SnapshotReader.from_document({"items": [cache]})
+    reader = kubeobjects.snapshot_reader(kubeobjects.namespace("cache"))
     check = check_dependency(reader, NS, host, None, 6379)
     assert (check.service, check.namespace, check.scope) == (service, namespace, scope)
     if scope == "service":

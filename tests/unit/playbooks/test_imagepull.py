@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import kubeobjects
 from helpers import SCENARIOS_DIR
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import Finding, Options, diagnose_problem, find_problems
@@ -115,43 +116,29 @@ def replica_set(
     revision: int, image: str, *, ready: int = 0, container: str = APP
 ) -> dict[str, Any]:
     """A ReplicaSet of deployment/api at a revision; `ready` > 0 means it ran."""
-    status: dict[str, Any] = {"replicas": max(ready, 1), "observedGeneration": 1}
-    if ready:
-        status |= {"readyReplicas": ready, "availableReplicas": ready}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": f"{APP}-rev{revision}",
-            "namespace": NS,
-            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-            "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP, "controller": True}
-            ],
-        },
-        "spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}},
-        "status": status,
-    }
+    return kubeobjects.replica_set(
+        f"{APP}-rev{revision}",
+        namespace=NS,
+        owner=kubeobjects.owner_reference("Deployment", APP),
+        revision=revision,
+        pod_spec={"containers": [kubeobjects.container(container, image)]},
+        status=kubeobjects.replica_counts(max(ready, 1), ready),
+    )
 
 
 def deployment(revision: int, image: str) -> dict[str, Any]:
     """deployment/api wanting `image` at `revision`."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": APP,
-            "namespace": NS,
-            "uid": "dep-uid",
-            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-        },
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": APP}},
-            "template": {"spec": {"containers": [{"name": APP, "image": image}]}},
-        },
-        "status": {"replicas": 2, "unavailableReplicas": 1},
-    }
+    return kubeobjects.deployment(
+        APP,
+        namespace=NS,
+        uid="dep-uid",
+        revision=revision,
+        replicas=2,
+        selector={"app": APP},
+        pod_spec={"containers": [kubeobjects.container(APP, image)]},
+        ready=None,
+        unavailable=1,
+    )
 
 
 def pod(
@@ -165,69 +152,49 @@ def pod(
     init: bool = False,
 ) -> dict[str, Any]:
     """A pod of revision `revision` whose container waits on its image."""
-    waiting = {
-        "reason": reason,
-        "message": BACK_OFF.format(image=image) if message is None else message,
-    }
+    waiting = kubeobjects.waiting(
+        reason, BACK_OFF.format(image=image) if message is None else message
+    )
     field, status_field = (
         ("initContainers", "initContainerStatuses") if init else ("containers", "containerStatuses")
     )
-    spec: dict[str, Any] = {field: [{"name": APP, "image": image}], "serviceAccountName": "default"}
+    spec: dict[str, Any] = {
+        field: [kubeobjects.container(APP, image)],
+        "serviceAccountName": "default",
+    }
     if init:
-        spec["containers"] = [{"name": "main", "image": "busybox:1.36"}]
+        spec["containers"] = [kubeobjects.container("main", "busybox:1.36")]
     if pull_secrets is not None:
         spec["imagePullSecrets"] = [{"name": s} for s in pull_secrets]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "ownerReferences": [
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "ReplicaSet",
-                    "name": f"{APP}-rev{revision}",
-                    "controller": True,
-                }
-            ],
-        },
-        "spec": spec,
-        "status": {
+    return kubeobjects.pod(
+        name,
+        namespace=NS,
+        owner=kubeobjects.owner_reference("ReplicaSet", f"{APP}-rev{revision}"),
+        spec=spec,
+        status={
             "phase": "Pending",
-            status_field: [
-                {
-                    "name": APP,
-                    "image": image,
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {"waiting": waiting},
-                }
-            ],
+            status_field: [kubeobjects.container_status(APP, waiting, image=image)],
         },
-    }
+    )
 
 
 def event(
     pod_name: str, reason: str, message: str, *, count: int = 1, minute: int = 50
 ) -> dict[str, Any]:
     """A kubelet event about a pod (legacy core/v1 shape, as the kubelet writes them)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": f"{pod_name}.{next(_EVENT_IDS):016x}",
-            "namespace": NS,
-        },
-        "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": NS},
-        "reason": reason,
-        "message": message,
-        "type": "Normal" if reason == "BackOff" else "Warning",
-        "count": count,
-        "source": {"component": "kubelet", "host": "node-1"},
-        "firstTimestamp": f"2025-03-14T09:{minute:02d}:00Z",
-        "lastTimestamp": f"2025-03-14T09:{minute:02d}:30Z",
-    }
+    return kubeobjects.event(
+        "Pod",
+        pod_name,
+        reason,
+        message,
+        namespace=NS,
+        event_name=f"{pod_name}.{next(_EVENT_IDS):016x}",
+        type="Normal" if reason == "BackOff" else "Warning",
+        count=count,
+        host="node-1",
+        first=f"2025-03-14T09:{minute:02d}:00Z",
+        last=f"2025-03-14T09:{minute:02d}:30Z",
+    )
 
 
 def pull_failure(
@@ -243,11 +210,7 @@ def pull_failure(
 
 def snapshot(*items: dict[str, Any]) -> SnapshotReader:
     """A snapshot of namespace shop holding `items`."""
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
-    info = {"apiVersion": "kubetriage.io/v1alpha1", "kind": "SnapshotInfo", "capturedAt": CAPTURED}
-    return SnapshotReader.from_document(
-        {"apiVersion": "v1", "kind": "List", "items": [info, namespace, *items]}
-    )
+    return kubeobjects.snapshot_reader(*items, namespace=NS, captured_at=CAPTURED)
 
 
 def diagnose_image_pull(reader: SnapshotReader) -> Finding:
@@ -512,17 +475,10 @@ def test_unauthorized_with_a_missing_pull_secret_says_create_it() -> None:
 
 
 def test_unauthorized_with_existing_secrets_says_renew_them() -> None:
-    account = {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": {"name": "default", "namespace": NS},
-        "imagePullSecrets": [{"name": "ghcr-sa-pull"}],
-    }
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "ghcr-sa-pull", "namespace": NS},
-    }
+    account = kubeobjects.kube_object(
+        "ServiceAccount", "default", namespace=NS, imagePullSecrets=[{"name": "ghcr-sa-pull"}]
+    )
+    secret = kubeobjects.kube_object("Secret", "ghcr-sa-pull", namespace=NS)
     reader = snapshot(
         account,
         secret,

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import kubeobjects
 from helpers import SCENARIOS_DIR
 from kubetriage.clients.kube import Sample
 from kubetriage.clients.snapshot import SnapshotReader
@@ -276,62 +277,47 @@ def _resources(limit: str | None, request: str | None) -> dict[str, Any]:
 
 
 def _container(limit: str | None, request: str | None) -> dict[str, Any]:
-    return {
-        "name": "api",
-        "image": "registry.example.com/shop/api:3.1.0",
-        "resources": _resources(limit, request),
-    }
+    return kubeobjects.container(
+        "api", "registry.example.com/shop/api:3.1.0", resources=_resources(limit, request)
+    )
 
 
+# The ReplicaSets' owner references carry no apiVersion: owners are resolved by kind.
 def deployment(limit: str | None, request: str | None, replicas: int = 2) -> list[dict[str, Any]]:
-    template = {
-        "metadata": {"labels": {"app": "api"}},
-        "spec": {"containers": [_container(limit, request)]},
-    }
+    spec = {"containers": [_container(limit, request)]}
     return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {
-                "name": "api",
-                "namespace": "shop",
-                "uid": "d-1",
-                "annotations": {"deployment.kubernetes.io/revision": "4"},
-            },
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": "api"}},
-                "template": template,
-            },
-            "status": {"replicas": replicas, "readyReplicas": 0},
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {
-                "name": "api-7d9f8b6c5",
-                "namespace": "shop",
-                "creationTimestamp": "2025-03-12T11:00:00Z",
-                "annotations": {"deployment.kubernetes.io/revision": "4"},
-                "ownerReferences": [{"kind": "Deployment", "name": "api", "controller": True}],
-            },
-            "spec": {"replicas": replicas, "template": template},
-        },
+        kubeobjects.deployment(
+            "api",
+            namespace="shop",
+            uid="d-1",
+            revision=4,
+            replicas=replicas,
+            selector={"app": "api"},
+            pod_spec=spec,
+            pod_labels={"app": "api"},
+        ),
+        kubeobjects.replica_set(
+            "api-7d9f8b6c5",
+            namespace="shop",
+            created="2025-03-12T11:00:00Z",
+            owner=kubeobjects.owner_reference("Deployment", "api", api_version=None),
+            revision=4,
+            replicas=replicas,
+            pod_spec=spec,
+            pod_labels={"app": "api"},
+        ),
     ]
 
 
 def old_revision(limit: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": "api-5c4b3a291",
-            "namespace": "shop",
-            "annotations": {"deployment.kubernetes.io/revision": "3"},
-            "ownerReferences": [{"kind": "Deployment", "name": "api", "controller": True}],
-        },
-        "spec": {"replicas": 0, "template": {"spec": {"containers": [_container(limit, "256Mi")]}}},
-    }
+    return kubeobjects.replica_set(
+        "api-5c4b3a291",
+        namespace="shop",
+        owner=kubeobjects.owner_reference("Deployment", "api", api_version=None),
+        revision=3,
+        replicas=0,
+        pod_spec={"containers": [_container(limit, "256Mi")]},
+    )
 
 
 def pod(
@@ -347,73 +333,51 @@ def pod(
     owner: str | None = "api-7d9f8b6c5",
 ) -> dict[str, Any]:
     state = (
-        {"running": {"startedAt": finished}}
+        kubeobjects.running(finished)
         if ready
-        else {
-            "waiting": {
-                "reason": "CrashLoopBackOff",
-                "message": f"back-off 5m0s restarting failed container=api pod={name}_shop(uid)",
-            }
-        }
+        else kubeobjects.crash_loop_back_off("api", pod_ref=f"{name}_shop(uid)")
     )
-    metadata: dict[str, Any] = {"name": name, "namespace": "shop", "labels": {"app": "api"}}
-    if owner:
-        metadata["ownerReferences"] = [
-            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner, "controller": True}
-        ]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": metadata,
-        "spec": {"nodeName": node, "containers": [_container(limit, request)]},
-        "status": {
+    status = kubeobjects.container_status(
+        "api",
+        state,
+        ready=ready,
+        restart_count=restarts,
+        last_state=kubeobjects.terminated(137, "OOMKilled", started=started, finished=finished),
+    )
+    return kubeobjects.pod(
+        name,
+        namespace="shop",
+        labels={"app": "api"},
+        owner=kubeobjects.owner_reference("ReplicaSet", owner) if owner else None,
+        spec={"nodeName": node, "containers": [_container(limit, request)]},
+        status={
             "phase": "Running",
             "qosClass": "Burstable",
             "startTime": "2025-03-12T12:00:00Z",
-            "containerStatuses": [
-                {
-                    "name": "api",
-                    "ready": ready,
-                    "restartCount": restarts,
-                    "state": state,
-                    "lastState": {
-                        "terminated": {
-                            "exitCode": 137,
-                            "reason": "OOMKilled",
-                            "startedAt": started,
-                            "finishedAt": finished,
-                        }
-                    },
-                }
-            ],
+            "containerStatuses": [status],
         },
-    }
+    )
 
 
 def node(name: str, *, pressure: bool = False, allocatable: str = "15286236Ki") -> dict[str, Any]:
     condition = (
-        {
-            "type": "MemoryPressure",
-            "status": "True",
-            "reason": "KubeletHasInsufficientMemory",
-            "message": "kubelet has insufficient memory available",
-            "lastTransitionTime": "2025-03-12T15:50:00Z",
-        }
+        kubeobjects.condition(
+            "MemoryPressure",
+            "True",
+            reason="KubeletHasInsufficientMemory",
+            message="kubelet has insufficient memory available",
+            last_transition="2025-03-12T15:50:00Z",
+        )
         if pressure
-        else {
-            "type": "MemoryPressure",
-            "status": "False",
-            "reason": "KubeletHasSufficientMemory",
-            "message": "kubelet has sufficient memory available",
-            "lastTransitionTime": "2025-03-01T00:00:00Z",
-        }
+        else kubeobjects.condition(
+            "MemoryPressure",
+            "False",
+            reason="KubeletHasSufficientMemory",
+            message="kubelet has sufficient memory available",
+            last_transition="2025-03-01T00:00:00Z",
+        )
     )
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name},
-        "status": {"allocatable": {"memory": allocatable}, "conditions": [condition]},
-    }
+    return kubeobjects.node(name, allocatable={"memory": allocatable}, conditions=[condition])
 
 
 def node_event(
@@ -425,46 +389,33 @@ def node_event(
     count: int = 1,
     namespace: str = "default",
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{node_name}.{reason.lower()}", "namespace": namespace},
-        "involvedObject": {"kind": "Node", "name": node_name, "uid": node_name},
-        "reason": reason,
-        "message": message,
-        "type": "Warning",
-        "count": count,
-        "firstTimestamp": when,
-        "lastTimestamp": when,
-        "source": {"component": "kubelet", "host": node_name},
-    }
+    return kubeobjects.event(
+        "Node",
+        node_name,
+        reason,
+        message,
+        namespace=namespace,
+        count=count,
+        host=node_name,
+        first=when,
+        last=when,
+        uid=node_name,
+    )
 
 
 def series(pod_name: str, samples: list[Sample]) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubetriage.io/v1alpha1",
-        "kind": "MetricSeries",
-        "metadata": {"namespace": "shop", "name": pod_name},
-        "container": "api",
-        "metric": METRIC,
-        "samples": [list(s) for s in samples],
-    }
+    return kubeobjects.kube_object(
+        "MetricSeries",
+        pod_name,
+        namespace="shop",
+        container="api",
+        metric=METRIC,
+        samples=[list(s) for s in samples],
+    )
 
 
 def run(*items: dict[str, Any], reader: SnapshotReader | None = None) -> Finding:
-    document = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "kubetriage.io/v1alpha1",
-                "kind": "SnapshotInfo",
-                "capturedAt": CAPTURED,
-            },
-            *items,
-        ],
-    }
-    findings = diagnose(reader or SnapshotReader.from_document(document))
+    findings = diagnose(reader or kubeobjects.snapshot_reader(*items, captured_at=CAPTURED))
     assert [f.symptom for f in findings] == [Symptom.OOM_KILLED]
     return findings[0]
 
@@ -705,13 +656,12 @@ def test_a_kill_below_the_limit_while_the_node_ran_out_is_node_pressure() -> Non
     ],
 )
 def test_pods_evicted_for_memory_show_the_pressure_after_the_events_expired(message: str) -> None:
-    evicted = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "worker-1", "namespace": "shop"},
-        "spec": {"nodeName": "node-a"},
-        "status": {"phase": "Failed", "reason": "Evicted", "message": message},
-    }
+    evicted = kubeobjects.pod(
+        "worker-1",
+        namespace="shop",
+        spec={"nodeName": "node-a"},
+        status={"phase": "Failed", "reason": "Evicted", "message": message},
+    )
     # one killed instance that never came near its limit; the container is backing off now
     finding = run(
         *deployment("1Gi", "256Mi"),
@@ -779,12 +729,10 @@ def test_a_failing_metrics_source_degrades_the_diagnosis_instead_of_breaking_it(
         ) -> list[Sample] | None:
             raise TimeoutError("query timed out after 30s")
 
-    items = [
-        {"apiVersion": "kubetriage.io/v1alpha1", "kind": "SnapshotInfo", "capturedAt": CAPTURED},
-        *deployment("512Mi", "256Mi"),
-        pod("api-7d9f8b6c5-aaaaa"),
-    ]
-    finding = run(reader=BrokenPrometheus(items))
+    document = kubeobjects.snapshot(
+        *deployment("512Mi", "256Mi"), pod("api-7d9f8b6c5-aaaaa"), captured_at=CAPTURED
+    )
+    finding = run(reader=BrokenPrometheus(document["items"]))
     assert finding.conclusion.root_cause.category is Category.OOM_LIMIT_TOO_LOW
     assert "metrics source failed (TimeoutError" in evidence(finding, EvidenceSource.PROMETHEUS)
 

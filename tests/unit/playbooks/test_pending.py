@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import kubeobjects
 from helpers import SCENARIOS_DIR
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import Finding, diagnose
@@ -56,27 +57,24 @@ def node(
         spec["taints"] = taints
     if unschedulable:
         spec["unschedulable"] = True
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}},
-        "spec": spec,
-        "status": {
-            "allocatable": {"cpu": cpu, "memory": memory, "pods": "110", **(extra or {})},
-            "conditions": [{"type": "Ready", "status": "True"}],
-        },
-    }
+    return kubeobjects.node(
+        name,
+        labels={"kubernetes.io/hostname": name, **(labels or {})},
+        spec=spec,
+        allocatable={"cpu": cpu, "memory": memory, "pods": "110", **(extra or {})},
+        conditions=[kubeobjects.condition("Ready", "True")],
+    )
 
 
 def container(
     name: str = APP, requests: dict[str, str] | None = None, **more: Any
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "image": "registry.example.com/shop/api:1.4.2",
-        "resources": {"requests": requests or {"cpu": "500m", "memory": "512Mi"}},
+    return kubeobjects.container(
+        name,
+        "registry.example.com/shop/api:1.4.2",
+        resources={"requests": requests or {"cpu": "500m", "memory": "512Mi"}},
         **more,
-    }
+    )
 
 
 def pod_spec(**fields: Any) -> dict[str, Any]:
@@ -118,45 +116,28 @@ class Cluster:
         status: dict[str, Any] = {"phase": "Pending"}
         if self.bound_to:
             spec["nodeName"] = self.bound_to
-            status["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+            status["conditions"] = [kubeobjects.condition("PodScheduled", "True")]
             status["containerStatuses"] = [
-                {
-                    "name": c["name"],
-                    "ready": False,
-                    "restartCount": 0,
-                    "state": {"waiting": {"reason": "ContainerCreating"}},
-                }
+                kubeobjects.container_status(c["name"], kubeobjects.waiting("ContainerCreating"))
                 for c in spec["containers"]
             ]
         else:
-            condition = {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "lastTransitionTime": "2025-03-13T11:40:00Z",
-            }
-            if self.scheduled_message is not None:
-                condition["message"] = self.scheduled_message
+            condition = kubeobjects.condition(
+                "PodScheduled",
+                "False",
+                reason="Unschedulable",
+                message=self.scheduled_message,
+                last_transition="2025-03-13T11:40:00Z",
+            )
             status["conditions"] = [condition]
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": NS,
-                "labels": {"app": APP, "pod-template-hash": "6f7d9c"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": "ReplicaSet",
-                        "name": "api-6f7d9c",
-                        "controller": True,
-                    }
-                ],
-            },
-            "spec": spec,
-            "status": status,
-        }
+        return kubeobjects.pod(
+            name,
+            namespace=NS,
+            labels={"app": APP, "pod-template-hash": "6f7d9c"},
+            owner=kubeobjects.owner_reference("ReplicaSet", "api-6f7d9c"),
+            spec=spec,
+            status=status,
+        )
 
     def reader(self) -> SnapshotReader:
         template = {k: v for k, v in self.spec.items() if k != "tolerations"}
@@ -166,70 +147,60 @@ class Cluster:
         replica_sets = [("api-6f7d9c", "2", template)]
         if self.old_template is not None:
             replica_sets.append(("api-5c4b8a", "1", self.old_template))
-        items: list[dict[str, Any]] = [
-            {"apiVersion": "kubetriage.io/v1alpha1", "kind": "SnapshotInfo", "capturedAt": NOW},
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
-            {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": APP, "namespace": NS, "uid": "d-1"},
-                "spec": {
-                    "replicas": len(self.pods),
-                    "selector": {"matchLabels": {"app": APP}},
-                    "template": {"metadata": {"labels": {"app": APP}}, "spec": template},
-                },
-                "status": {"replicas": len(self.pods), "readyReplicas": 0},
-            },
+        return kubeobjects.snapshot_reader(
+            kubeobjects.deployment(
+                APP,
+                namespace=NS,
+                uid="d-1",
+                replicas=len(self.pods),
+                selector={"app": APP},
+                pod_spec=template,
+                pod_labels={"app": APP},
+            ),
             *(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "ReplicaSet",
-                    "metadata": {
-                        "name": name,
-                        "namespace": NS,
-                        "annotations": {"deployment.kubernetes.io/revision": revision},
-                        "ownerReferences": [
-                            {
-                                "apiVersion": "apps/v1",
-                                "kind": "Deployment",
-                                "name": APP,
-                                "uid": "d-1",
-                                "controller": True,
-                            }
-                        ],
-                    },
-                    "spec": {"template": {"spec": spec}},
-                }
+                kubeobjects.replica_set(
+                    name,
+                    namespace=NS,
+                    owner=kubeobjects.owner_reference("Deployment", APP, uid="d-1"),
+                    revision=revision,
+                    pod_spec=spec,
+                )
                 for name, revision, spec in replica_sets
             ),
             *self.nodes,
             *(self.pod(name) for name in self.pods),
             *self.items,
-        ]
-        return SnapshotReader.from_document({"apiVersion": "v1", "kind": "List", "items": items})
+            namespace=NS,
+            captured_at=NOW,
+        )
 
 
 def running_pod(name: str, on: str, requests: dict[str, str]) -> dict[str, Any]:
     """A pod already bound to a node: its requests take room there."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "other"},
-        "spec": {"nodeName": on, "containers": [container("main", requests)]},
-        "status": {"phase": "Running"},
-    }
+    return kubeobjects.pod(
+        name,
+        namespace="other",
+        spec={"nodeName": on, "containers": [container("main", requests)]},
+        status={"phase": "Running"},
+    )
 
 
 def scheduler_event(pod: str, message: str, count: int = 4) -> dict[str, Any]:
     """A FailedScheduling event as kube-scheduler writes it (events.k8s.io, read as core/v1)."""
+    core = kubeobjects.event(
+        "Pod",
+        pod,
+        "FailedScheduling",
+        message,
+        namespace=NS,
+        event_name=f"{pod}.182c1f0f9e",
+        count=None,
+        component=None,
+    )
+    # What the events.k8s.io API writes instead of the legacy fields, and how a core/v1 read
+    # shows the legacy ones it left empty.
     return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{pod}.182c1f0f9e", "namespace": NS},
-        "involvedObject": {"kind": "Pod", "name": pod, "namespace": NS},
-        "reason": "FailedScheduling",
-        "type": "Warning",
-        "message": message,
+        **core,
         "source": {},
         "firstTimestamp": None,
         "lastTimestamp": None,
@@ -242,53 +213,47 @@ def scheduler_event(pod: str, message: str, count: int = 4) -> dict[str, Any]:
 
 def kubelet_event(pod: str, reason: str, message: str, count: int = 9) -> dict[str, Any]:
     """A legacy core/v1 event as the kubelet writes it."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{pod}.182c2a", "namespace": NS},
-        "involvedObject": {"kind": "Pod", "name": pod, "namespace": NS},
-        "reason": reason,
-        "type": "Warning",
-        "message": message,
-        "source": {"component": "kubelet", "host": "worker-1"},
-        "count": count,
-        "firstTimestamp": "2025-03-13T11:41:00Z",
-        "lastTimestamp": "2025-03-13T11:57:00Z",
-    }
+    return kubeobjects.event(
+        "Pod",
+        pod,
+        reason,
+        message,
+        namespace=NS,
+        event_name=f"{pod}.182c2a",
+        count=count,
+        host="worker-1",
+        first="2025-03-13T11:41:00Z",
+        last="2025-03-13T11:57:00Z",
+    )
 
 
 def pvc(name: str, phase: str = "Pending", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
+    return kubeobjects.kube_object(
+        "PersistentVolumeClaim",
+        name,
+        namespace=NS,
+        spec={
             "accessModes": ["ReadWriteOnce"],
             "resources": {"requests": {"storage": "20Gi"}},
             **spec,
         },
-        "status": {"phase": phase},
-    }
+        status={"phase": phase},
+    )
 
 
 def storage_class(name: str, *, default: bool = False) -> dict[str, Any]:
     annotations = {"storageclass.kubernetes.io/is-default-class": "true"} if default else {}
-    return {
-        "apiVersion": "storage.k8s.io/v1",
-        "kind": "StorageClass",
-        "metadata": {"name": name, "annotations": annotations},
-        "provisioner": "ebs.csi.aws.com",
-        "volumeBindingMode": "Immediate",
-    }
+    return kubeobjects.kube_object(
+        "StorageClass",
+        name,
+        annotations=annotations,
+        provisioner="ebs.csi.aws.com",
+        volumeBindingMode="Immediate",
+    )
 
 
 def config_map(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": NS},
-        "data": {"app.yaml": "port: 8080\n"},
-    }
+    return kubeobjects.config_map(name, namespace=NS, data={"app.yaml": "port: 8080\n"})
 
 
 def the_finding(cluster: Cluster) -> Finding:
@@ -899,7 +864,7 @@ def containers_not_a_list(cluster: Cluster) -> None:
 
 
 def node_without_status_or_labels(cluster: Cluster) -> None:
-    cluster.nodes.append({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "bare"}})
+    cluster.nodes.append(kubeobjects.node("bare"))
 
 
 def quantities_that_do_not_parse(cluster: Cluster) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import kubeobjects
 from helpers import SCENARIOS_DIR
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import Finding, Options, diagnose_problem, find_problems
@@ -63,23 +64,19 @@ def pod_spec(
     account: str | None = None,
 ) -> dict[str, Any]:
     """The pod template of one revision."""
-    container: dict[str, Any] = {
-        "name": APP,
-        "image": f"{IMAGE}:{tag}",
-        "command": ["/app/pricing"],
-        "args": args or ["--addr=:8080"],
-        "env": [{"name": k, "value": v} for k, v in (env or {"GOMEMLIMIT": "450MiB"}).items()],
-        "resources": {"limits": {"memory": memory}, "requests": {"cpu": "200m", "memory": "256Mi"}},
-        "readinessProbe": {"httpGet": {"path": readiness_path, "port": 8080}, "periodSeconds": 5},
-    }
+    container = kubeobjects.container(
+        APP,
+        f"{IMAGE}:{tag}",
+        command=["/app/pricing"],
+        args=args or ["--addr=:8080"],
+        env=[{"name": k, "value": v} for k, v in (env or {"GOMEMLIMIT": "450MiB"}).items()],
+        resources={"limits": {"memory": memory}, "requests": {"cpu": "200m", "memory": "256Mi"}},
+        readinessProbe={"httpGet": {"path": readiness_path, "port": 8080}, "periodSeconds": 5},
+    )
     spec: dict[str, Any] = {"containers": [container]}
     if account:
         spec["serviceAccountName"] = account
     return spec
-
-
-def owner(kind: str, name: str) -> list[dict[str, Any]]:
-    return [{"apiVersion": "apps/v1", "kind": kind, "name": name, "controller": True}]
 
 
 def deployment(
@@ -93,182 +90,137 @@ def deployment(
     """deployment/pricing at `revision`: its rollout timed out, or a ReplicaSet cannot create
     pods (`failure` is the ReplicaFailure message)."""
     if failure is None:
-        conditions = [
-            {
-                "type": "Progressing",
-                "status": "False",
-                "reason": "ProgressDeadlineExceeded",
-                "message": f'ReplicaSet "{APP}-rev{revision}" has timed out progressing.',
-                "lastTransitionTime": "2025-03-14T15:13:19Z",
-            }
-        ]
+        condition = kubeobjects.condition(
+            "Progressing",
+            "False",
+            reason="ProgressDeadlineExceeded",
+            message=f'ReplicaSet "{APP}-rev{revision}" has timed out progressing.',
+            last_transition="2025-03-14T15:13:19Z",
+        )
     else:
-        conditions = [
-            {
-                "type": "ReplicaFailure",
-                "status": "True",
-                "reason": "FailedCreate",
-                "message": failure,
-                "lastTransitionTime": "2025-03-14T15:13:19Z",
-            }
-        ]
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": APP,
-            "namespace": NS,
-            "uid": "dep-uid",
-            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-        },
-        "spec": {
-            "replicas": replicas,
-            "paused": paused,
-            "selector": {"matchLabels": {"app": APP}},
-            "template": {"spec": spec},
-        },
-        "status": {"replicas": replicas + 1, "readyReplicas": replicas, "conditions": conditions},
-    }
+        condition = kubeobjects.condition(
+            "ReplicaFailure",
+            "True",
+            reason="FailedCreate",
+            message=failure,
+            last_transition="2025-03-14T15:13:19Z",
+        )
+    return kubeobjects.deployment(
+        APP,
+        namespace=NS,
+        uid="dep-uid",
+        revision=revision,
+        replicas=replicas,
+        paused=paused,
+        selector={"app": APP},
+        pod_spec=spec,
+        status_replicas=replicas + 1,  # one surge pod of the new revision
+        ready=replicas,
+        conditions=[condition],
+    )
 
 
 def replica_set(
     revision: int, spec: dict[str, Any], *, replicas: int, ready: int | None
 ) -> dict[str, Any]:
     """A ReplicaSet of the Deployment; `ready=None` leaves its status unrecorded."""
-    status: dict[str, Any] = {}
-    if ready is not None:
-        status = {"replicas": replicas, "observedGeneration": 1}
-        if ready:
-            status |= {"readyReplicas": ready, "availableReplicas": ready}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": f"{APP}-rev{revision}",
-            "namespace": NS,
-            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
-            "ownerReferences": owner("Deployment", APP),
-        },
-        "spec": {"replicas": replicas, "template": {"spec": spec}},
-        "status": status,
-    }
+    return kubeobjects.replica_set(
+        f"{APP}-rev{revision}",
+        namespace=NS,
+        owner=kubeobjects.owner_reference("Deployment", APP),
+        revision=revision,
+        pod_spec=spec,
+        replicas=replicas,
+        status={} if ready is None else kubeobjects.replica_counts(replicas, ready),
+    )
 
 
 def pod(
     revision: int, spec: dict[str, Any], state: str = "running", index: int = 0
 ) -> dict[str, Any]:
     """Pod `pricing-rev<revision>-<index>`, in one of the states a rollout meets."""
-    name = f"{APP}-rev{revision}-{index}"
     image = spec["containers"][0]["image"]
-    status: dict[str, Any] = {
-        "name": APP,
-        "image": image,
-        "ready": state == "running",
-        "restartCount": 0,
-        "state": {"running": {"startedAt": "2025-02-27T15:27:55Z"}},
-    }
-    phase, conditions = (
-        "Running",
-        [{"type": "Ready", "status": "True" if state == "running" else "False"}],
+    status: dict[str, Any] | None = kubeobjects.container_status(
+        APP,
+        kubeobjects.running("2025-02-27T15:27:55Z"),
+        image=image,
+        ready=state == "running",
     )
+    phase = "Running"
+    conditions = [kubeobjects.condition("Ready", "True" if state == "running" else "False")]
     if state == "crashloop":
-        status |= {
-            "restartCount": 9,
-            "state": {
-                "waiting": {
-                    "reason": "CrashLoopBackOff",
-                    "message": f"back-off 5m0s restarting failed container={APP}",
-                }
-            },
-            "lastState": {
-                "terminated": {
-                    "exitCode": 1,
-                    "reason": "Error",
-                    "finishedAt": "2025-03-14T15:55:00Z",
-                }
-            },
-        }
+        status = kubeobjects.container_status(
+            APP,
+            kubeobjects.crash_loop_back_off(APP),
+            image=image,
+            restart_count=9,
+            last_state=kubeobjects.terminated(1, "Error", finished="2025-03-14T15:55:00Z"),
+        )
     elif state == "imagepull":
-        status["state"] = {
-            "waiting": {
-                "reason": "ImagePullBackOff",
-                "message": f'Back-off pulling image "{image}"',
-            }
-        }
+        status = kubeobjects.container_status(
+            APP,
+            kubeobjects.waiting("ImagePullBackOff", f'Back-off pulling image "{image}"'),
+            image=image,
+        )
         phase = "Pending"
     elif state == "pending":
-        status = {}
+        status = None
         phase = "Pending"
         conditions = [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": "0/3 nodes are available: 3 Insufficient memory. preemption: "
+            kubeobjects.condition(
+                "PodScheduled",
+                "False",
+                reason="Unschedulable",
+                message="0/3 nodes are available: 3 Insufficient memory. preemption: "
                 "0/3 nodes are available: 3 No preemption victims found for incoming pod.",
-                "lastTransitionTime": "2025-03-14T15:03:19Z",
-            }
+                last_transition="2025-03-14T15:03:19Z",
+            )
         ]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": NS,
-            "ownerReferences": owner("ReplicaSet", f"{APP}-rev{revision}"),
-        },
-        "spec": spec,
-        "status": {
+    return kubeobjects.pod(
+        f"{APP}-rev{revision}-{index}",
+        namespace=NS,
+        owner=kubeobjects.owner_reference("ReplicaSet", f"{APP}-rev{revision}"),
+        spec=spec,
+        status={
             "phase": phase,
             "conditions": conditions,
             **({"containerStatuses": [status]} if status else {}),
         },
-    }
+    )
 
 
 def event(kind: str, name: str, reason: str, message: str, *, count: int = 1) -> dict[str, Any]:
     """A legacy core/v1 event, as the kubelet and the controllers write them."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{name}.{next(_IDS):016x}", "namespace": NS},
-        "involvedObject": {"kind": kind, "name": name, "namespace": NS},
-        "reason": reason,
-        "message": message,
-        "type": "Warning",
-        "count": count,
-        "firstTimestamp": "2025-03-14T15:40:00Z",
-        "lastTimestamp": "2025-03-14T15:50:00Z",
-    }
+    return kubeobjects.event(
+        kind,
+        name,
+        reason,
+        message,
+        namespace=NS,
+        event_name=f"{name}.{next(_IDS):016x}",
+        count=count,
+        component=None,
+        first="2025-03-14T15:40:00Z",
+        last="2025-03-14T15:50:00Z",
+    )
 
 
 def log(pod_name: str, text: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubetriage.io/v1alpha1",
-        "kind": "ContainerLog",
-        "metadata": {"namespace": NS, "name": pod_name},
-        "container": APP,
-        "previous": True,
-        "text": text,
-    }
+    return kubeobjects.container_log(pod_name, APP, text, namespace=NS)
 
 
 def quota(name: str, used: dict[str, str], hard: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ResourceQuota",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"hard": hard},
-        "status": {"hard": hard, "used": used},
-    }
+    return kubeobjects.kube_object(
+        "ResourceQuota",
+        name,
+        namespace=NS,
+        spec={"hard": hard},
+        status={"hard": hard, "used": used},
+    )
 
 
 def snapshot(*items: dict[str, Any]) -> SnapshotReader:
-    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
-    info = {"apiVersion": "kubetriage.io/v1alpha1", "kind": "SnapshotInfo", "capturedAt": CAPTURED}
-    return SnapshotReader.from_document(
-        {"apiVersion": "v1", "kind": "List", "items": [info, namespace, *items]}
-    )
+    return kubeobjects.snapshot_reader(*items, namespace=NS, captured_at=CAPTURED)
 
 
 def diagnose_rollout(reader: SnapshotReader) -> Finding:
