@@ -621,7 +621,7 @@ def test_a_failing_new_revision_is_rolled_back_to_the_one_with_ready_pods() -> N
     assert recommendation is not None
     assert recommendation.command == "kubectl rollout undo deployment/api -n shop --to-revision=3"
     assert recommendation.rollback == "kubectl rollout undo deployment/api -n shop --to-revision=4"
-    change = "api image: registry.example/shop/api:1.9.3 -> registry.example/shop/api:2.0.0"
+    change = "containers[api].image: api 1.9.3 -> 2.0.0"
     assert any(change in line for line in evidence_lines(finding))
     assert finding.classification is not None
     assert "rollout" in [c.value for c in finding.classification.classes]

@@ -19,7 +19,6 @@ from kubetriage.clients.kube import ClusterReader
 from kubetriage.k8s.access import (
     KubeObject,
     as_dict,
-    containers,
     dicts,
     int_field,
     labels_of,
@@ -28,10 +27,10 @@ from kubetriage.k8s.access import (
     pod_template,
 )
 from kubetriage.k8s.events import event_count, event_time
-from kubetriage.k8s.history import replica_sets_of, revision_of
+from kubetriage.k8s.history import describe, replica_sets_of, revision_of, template_changes
 from kubetriage.k8s.owners import WorkloadRef, controller_of
 from kubetriage.k8s.selectors import service_selects
-from kubetriage.k8s.time import parse_time
+from kubetriage.k8s.time import EPOCH, parse_time
 from kubetriage.models import Category
 from kubetriage.playbooks.crashloop.messages import (
     Clue,
@@ -110,7 +109,9 @@ def read_status(pod: KubeObject, container: str, init: bool) -> Crash:
     crash.exit_code = code if isinstance(code, int) and not isinstance(code, bool) else None
     crash.reason = str(terminated.get("reason") or "")
     crash.message = str(terminated.get("message") or "")
-    crash.started = parse_time(terminated.get("startedAt"))
+    started = parse_time(terminated.get("startedAt"))
+    # A StartError's process never started: the runtime writes the epoch as its start.
+    crash.started = started if started is not None and started.year > EPOCH.year else None
     crash.finished = parse_time(terminated.get("finishedAt"))
     restarts = entry.get("restartCount")
     crash.restarts = restarts if isinstance(restarts, int) else None
@@ -491,8 +492,8 @@ def previous_revision(
     reader: ClusterReader, target: WorkloadRef, failing_pods: list[KubeObject]
 ) -> RevisionChange | None:
     """When every failing pod belongs to the Deployment's newest ReplicaSet, the older revision
-    to go back to (the newest one with ready pods, else the one before) and the difference in
-    images, commands, args and env var names."""
+    to go back to (the newest one with ready pods, else the one before) and what changed
+    between their pod templates (`k8s.history.template_changes`, described)."""
     if target.kind != "Deployment" or not failing_pods:
         return None
     replica_sets = replica_sets_of(target, reader)
@@ -509,41 +510,11 @@ def previous_revision(
         good_revision=revision_of(good),
         good_replica_set=name_of(good),
         good_ready=_ready(good),
-        changes=tuple(template_changes(pod_template(good), pod_template(newest))),
+        changes=tuple(
+            describe(c) for c in template_changes(pod_template(good), pod_template(newest))
+        ),
     )
 
 
 def _ready(replica_set: KubeObject) -> int:
     return int_field(as_dict(replica_set.get("status")), "readyReplicas", 0)
-
-
-# The rollback advice quotes these phrases; k8s.history.template_changes is to replace them.
-def template_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """Differences between two pod specs that make a container start differently: image,
-    command, args, and env var names (never values)."""
-    old = {str(c.get("name")): c for c in containers(before)}
-    changes: list[str] = []
-    for new in containers(after):
-        name = str(new.get("name"))
-        prior = old.get(name)
-        if prior is None:
-            changes.append(f"container {name} added")
-            continue
-        for key in ("image", "command", "args"):
-            if prior.get(key) != new.get(key):
-                changes.append(f"{name} {key}: {_show(prior.get(key))} -> {_show(new.get(key))}")
-        was = set(env_names(dicts(prior.get("env"))))
-        now = set(env_names(dicts(new.get("env"))))
-        parts = [f"added {', '.join(sorted(now - was))}"] if now - was else []
-        parts += [f"removed {', '.join(sorted(was - now))}"] if was - now else []
-        if parts:
-            changes.append(f"{name} env: {'; '.join(parts)}")
-    return changes
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "(image default)"
-    if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return str(value)
