@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kubetriage.k8s.access import KubeObject, as_dict, as_list, condition, container_statuses, text
-from kubetriage.k8s.time import parse_time
+from kubetriage.k8s.time import EPOCH, parse_time
 from kubetriage.models import Symptom
 
 IMAGE_PULL_REASONS = frozenset(
@@ -25,6 +25,11 @@ IMAGE_PULL_REASONS = frozenset(
 RECENT_OOM_WINDOW = timedelta(hours=1)
 RECURRING_OOM_WINDOW = timedelta(hours=24)
 RECURRING_OOM_RESTARTS = 3
+# A container running again after this many restarts is still in its crash loop while the
+# kubelet keeps its back-off: until it has run BACKOFF_RESET (twice the 5-minute maximum
+# back-off) without crashing, as the kubelet's own back-off does.
+LOOP_RESTARTS = 2
+BACKOFF_RESET = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -76,13 +81,15 @@ def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
                     **common,
                 )
             )
-        elif waiting_reason == "CrashLoopBackOff":
+        elif _cycling(pod, container_status, is_init=is_init, now=now):
             found.append(
                 sighting(
                     Symptom.CRASH_LOOP_BACK_OFF,
-                    reason=waiting_reason,
-                    message=str(waiting.get("message") or ""),
-                    since=parse_time(last_terminated.get("finishedAt")),
+                    reason=waiting_reason
+                    or text(terminated_now.get("reason"))
+                    or "CrashLoopBackOff",
+                    message=text(waiting.get("message")),
+                    since=_loop_since(last_terminated, terminated_now),
                     **common,
                 )
             )
@@ -98,6 +105,66 @@ def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
     if phase == "Pending":
         found.extend(_pending(pod, status, sighting))
     return found
+
+
+def _cycling(
+    pod: KubeObject, container_status: dict[str, Any], *, is_init: bool, now: datetime
+) -> bool:
+    """Whether the kubelet keeps restarting this container: its crash loop as the real cycle
+    shows it, whatever the moment. Between two restarts a container is `terminated` (most of
+    the time, with the kubelet's default sync), `waiting: CrashLoopBackOff`, briefly running
+    again, or `waiting: RunContainerError` when its command cannot start; the restart count
+    and the last termination say it is the same loop."""
+    state = as_dict(container_status.get("state"))
+    waiting_reason = text(as_dict(state.get("waiting")).get("reason"))
+    if waiting_reason == "CrashLoopBackOff":
+        return True
+    restarts = container_status.get("restartCount")
+    restarts = restarts if isinstance(restarts, int) and not isinstance(restarts, bool) else 0
+    last = as_dict(as_dict(container_status.get("lastState")).get("terminated"))
+    if waiting_reason == "RunContainerError":
+        return restarts >= 1 or bool(last)
+    terminated = as_dict(state.get("terminated"))
+    if terminated:
+        return restarts >= 1 and _restarts(pod, container_status, terminated, is_init=is_init)
+    if state.get("running") is not None and restarts >= LOOP_RESTARTS and last:
+        # Running again, but the kubelet still backs off: it forgets the back-off only after
+        # the container ran this long without a crash.
+        finished = parse_time(last.get("finishedAt"))
+        return finished is not None and now - finished <= BACKOFF_RESET
+    return False
+
+
+def _restarts(
+    pod: KubeObject,
+    container_status: dict[str, Any],
+    terminated: dict[str, Any],
+    *,
+    is_init: bool,
+) -> bool:
+    """Whether the kubelet restarts a container that terminated so (the pod's restartPolicy;
+    a sidecar's own `restartPolicy: Always`)."""
+    spec = as_dict(pod.get("spec"))
+    policy = text(spec.get("restartPolicy")) or "Always"
+    if is_init:
+        name = container_status.get("name")
+        sidecar = any(
+            isinstance(c, dict) and c.get("name") == name and c.get("restartPolicy") == "Always"
+            for c in as_list(spec.get("initContainers"))
+        )
+        if sidecar:
+            return True
+    if policy == "Never":
+        return False
+    return policy == "Always" or terminated.get("exitCode") != 0
+
+
+def _loop_since(*terminations: dict[str, Any]) -> datetime | None:
+    """When the loop is known to have been going on: the earliest recorded crash. A start
+    error's `startedAt` is the epoch (the process never started): its finish is the time."""
+    times = [parse_time(t.get("finishedAt")) for t in terminations if t]
+    known = [t for t in times if t is not None and t.year > EPOCH.year]
+    return min(known) if known else None
 
 
 def _oom_termination(

@@ -10,8 +10,10 @@ is tested on the real control plane in tests/integration.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from kubetriage.clients.kube import ClusterReader, ClusterReadError
 from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.config import Settings
 from kubetriage.k8s.owners import WorkloadRef
+from kubetriage.k8s.time import format_time
 from kubetriage.models import DiagnosisReport, Symptom
 from kubetriage.playbooks import base
 from kubetriage.playbooks.crashloop import CrashLoopPlaybook
@@ -142,3 +145,42 @@ async def test_an_apiserver_that_is_briefly_away_is_retried_until_the_report_is_
     assert failures == []
     assert report["status"]["rootCause"]["category"] == "CrashLoop.ApplicationError"
     assert report["spec"]["symptom"] == Symptom.CRASH_LOOP_BACK_OFF.value
+
+
+def looping_pod(state: dict[str, Any], *, last_crash: datetime, restarts: int) -> dict[str, Any]:
+    """The `orders` pod of the scenario, its container at one moment of its crash loop."""
+    pod = copy.deepcopy(crash_looping_pods()[0])
+    (status,) = pod["status"]["containerStatuses"]
+    status.update(
+        state=state,
+        restartCount=restarts,
+        lastState={"terminated": {"exitCode": 1, "reason": "Error",
+                                  "startedAt": format_time(last_crash - timedelta(seconds=1)),
+                                  "finishedAt": format_time(last_crash)}},
+    )  # fmt: skip
+    return pod
+
+
+async def test_the_grace_period_counts_from_when_the_loop_began_not_the_last_state() -> None:
+    reader = SnapshotReader.from_file(SCENARIO)
+    store, events = MemoryStore(), MemoryEvents()
+    settings = Settings(grace_seconds_crashloopbackoff=60, resolve_after_seconds=300)
+    ctl = Controller(settings, store, events, lambda: reader)  # type: ignore[arg-type]
+    crashed = datetime.now(UTC) - timedelta(minutes=5)
+    # The kubelet shows the same loop as terminated, then back-off, then briefly running.
+    moments: list[dict[str, Any]] = [
+        {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": format_time(crashed)}},
+        {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 2m40s restarting"}},
+        {"running": {"startedAt": format_time(datetime.now(UTC))}},
+    ]
+    for state in moments:
+        await ctl.on_pod("MODIFIED", looping_pod(state, last_crash=crashed, restarts=6))
+    # Crash-looping for five minutes already: past its 60 s grace, diagnosed at once.
+    report = await wait_until_async(
+        lambda: store.get("shop", "deployment-orders-crashloopbackoff"),
+        what="a report well before the 60 s grace would end",
+        timeout=20,
+    )
+    await ctl.close()
+    assert report["status"]["rootCause"]["category"].startswith("CrashLoop.")
+    assert ctl.diagnoses == 1

@@ -110,6 +110,16 @@ class Tracker:
         return report_name(self.target.kind, self.target.name, self.symptom.value)
 
 
+def _age(sightings: list[DetectedSymptom]) -> float:
+    """How long the object says its symptom has lasted (the earliest `since`), so that a grace
+    period measures the symptom, not the state the kubelet shows this instant (a crash loop
+    flips between terminated, back-off and running) nor the operator's own uptime."""
+    known = [s.since for s in sightings if s.since is not None]
+    if not known:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - min(known)).total_seconds())
+
+
 class Controller:
     """Turns pod and Deployment watch events into report writes."""
 
@@ -216,7 +226,7 @@ class Controller:
             tracker.sightings[member] = sightings
             tracker.healthy_since = None
             if not was_active:
-                tracker.first_seen = self.clock()
+                tracker.first_seen = self.clock() - _age(sightings)
             if is_new_member or not was_active:
                 self._schedule_diagnosis(tracker)
         for key in previous - set(current):

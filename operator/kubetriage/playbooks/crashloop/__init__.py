@@ -36,6 +36,7 @@ from kubetriage.playbooks.crashloop.decide import (
     names,
     near_name,
     primary_of,
+    probe_said,
     summary_of,
     what,
 )
@@ -318,11 +319,11 @@ class _Run:
                     f"{threshold}: a container that never passes is killed {window}s after start",
                 )
         runtime = median_of([c.runtime for c in killed])
-        said = Counter(f.detail for c in killed for f, _ in c.probe_failures).most_common(1)
+        said = probe_said(killed, spec)
         self.inv.step(
             STEPS[3].name,
             f"The kubelet killed the container in {len(killed)} pod(s) after failed probes"
-            + (f" ({said[0][0]})" if said else "")
+            + (f" ({said})" if said else "")
             + (f", {runtime:.0f}s after it started" if runtime is not None else "")
             + ("" if spec.get("startupProbe") else "; no startupProbe is set")
             + ".",
@@ -425,7 +426,7 @@ class _Run:
             )
             self.inv.step(STEPS[6].name, f"No rollback candidate ({why}).")
             return
-        changes = "; ".join(rev.changes) or "nothing in image, command, args or env names"
+        changes = "; ".join(rev.changes) or "nothing in the pod template"
         self.inv.add_evidence(
             EvidenceSource.REPLICASET,
             f"revision {rev.failing_revision} fails; revision {rev.good_revision} "

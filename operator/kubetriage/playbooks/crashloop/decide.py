@@ -309,12 +309,26 @@ def summary_of(picture: Picture, primary: Category) -> str:
     return text
 
 
+def probe_said(crashes: list[Crash], spec: dict[str, Any]) -> str | None:
+    """What the failed probe said, as the kubelet's `Unhealthy` event quotes it, the most common
+    first; an exec probe that failed with no output says nothing after the colon, and that is
+    said in words. None when no probe failure was read."""
+    said = Counter(f.detail for c in crashes for f, _ in c.probe_failures).most_common(1)
+    if not said:
+        return None
+    if said[0][0]:
+        return said[0][0]
+    killed_by = next((c.kill_probe for c in crashes if c.kill_probe), "liveness")
+    probe = as_dict(spec.get(f"{killed_by}Probe"))
+    return "its exec command printed nothing" if probe.get("exec") is not None else "no output"
+
+
 def _liveness(picture: Picture, who: str, lead: Crash, ran: str) -> str:
     delay, timeout, period, threshold, window = probe_window(
         as_dict(picture.spec.get("livenessProbe"))
     )
-    said = Counter(f.detail for c in picture.crashes for f, _ in c.probe_failures).most_common(1)
-    why = f" ({said[0][0]})" if said else ""
+    said = probe_said(picture.crashes, picture.spec)
+    why = f" ({said})" if said else ""
     if not said and lead.detail == "expired":
         why = " (their events have expired; the SIGKILL came when the probe would give up)"
     which = "startup" if lead.kill_probe == "startup" else "liveness"

@@ -8,6 +8,7 @@ copy through `Investigation` or `redact`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -214,7 +215,6 @@ _HOST_FIELDS = re.compile(
     re.IGNORECASE,
 )
 _SOURCE_FILE = re.compile(r"\.(?:go|py|js|mjs|ts|java|kt|scala|rb|rs|c|cc|cpp|h|cs|php|ex|exs)$")
-_IP_LIKE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$|^\[?[0-9A-Fa-f:]+\]?$")
 _SEGFAULT = re.compile(r"segmentation fault|SIGSEGV|\bsignal 11\b|segfault", re.IGNORECASE)
 # Go reports a nil dereference as "panic: runtime error: invalid memory address ... [signal
 # SIGSEGV ...]" and exits 2: an application bug, not a native crash.
@@ -307,7 +307,7 @@ def _host_port(line: str) -> tuple[str | None, str | None, int | None]:
             host, ip = groups.get("host"), groups.get("ip")
             if host and (_SOURCE_FILE.search(host) or host.isdigit()):
                 continue
-            if host and _IP_LIKE.match(host):
+            if host and is_ip(host):
                 host, ip = None, host
             if not host and not ip:
                 continue
@@ -322,14 +322,19 @@ def _name_nearby(lines: list[str], index: int) -> str | None:
         match = _HOST_FIELDS.search(line)
         if match:
             name = next(g for g in match.groups() if g)
-            if not _IP_LIKE.match(name):
+            if not is_ip(name):
                 return name
     return None
 
 
 def is_ip(host: str) -> bool:
-    """Whether a host is an IP address rather than a name."""
-    return bool(_IP_LIKE.match(host))
+    """Whether a host is an IP address rather than a name (`db`, `cafe` and `feed` are names,
+    though made of hex digits)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _without_usage(lines: list[str]) -> list[str]:
