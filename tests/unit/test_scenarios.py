@@ -1,7 +1,9 @@
-"""Every labeled scenario in ../shared/scenarios gives exactly the reports expected.json lists.
+"""Every labeled scenario gives exactly the reports its folder's expected.json lists.
 
-One test per snapshot file, found by walking the directory: a new scenario is covered without
-new code, and a snapshot missing from expected.json fails rather than passing unnoticed.
+The folders: ../shared/scenarios (the product's labeled snapshots) and each folder under
+tests/scenarios/ (the project's own, one per playbook, each with its expected.json). One test per
+snapshot file, found by walking the folders: a new scenario is covered without new code, and a
+snapshot missing from expected.json fails rather than passing unnoticed.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from typing import Any
 
 import pytest
 
-from helpers import SCENARIOS_DIR
+from helpers import REPO_ROOT, SCENARIOS_DIR
 from kubetriage.cli import main
 
-EXPECTED_FILE = SCENARIOS_DIR / "expected.json"
-SNAPSHOTS = sorted(p for p in SCENARIOS_DIR.glob("*.json") if p != EXPECTED_FILE)
+OWN_SCENARIOS = REPO_ROOT / "tests" / "scenarios"
+FOLDERS = [SCENARIOS_DIR, *sorted(p.parent for p in OWN_SCENARIOS.glob("*/expected.json"))]
+SNAPSHOTS = sorted(
+    p for folder in FOLDERS for p in folder.glob("*.json") if p.name != "expected.json"
+)
 KEYS = ("namespace", "targetKind", "targetName", "symptom", "category")
 
 
@@ -37,14 +42,17 @@ def diagnose_json(snapshot: Path, capsys: pytest.CaptureFixture[str]) -> dict[st
 
 
 def test_the_scenarios_are_there() -> None:
-    assert len(SNAPSHOTS) >= 29, f"expected the shared scenarios in {SCENARIOS_DIR}"
+    shared = [p for p in SNAPSHOTS if p.parent == SCENARIOS_DIR]
+    assert len(shared) >= 29, f"expected the shared scenarios in {SCENARIOS_DIR}"
 
 
-@pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=[p.stem for p in SNAPSHOTS])
+@pytest.mark.parametrize(
+    "snapshot", SNAPSHOTS, ids=[f"{p.parent.name}/{p.stem}" for p in SNAPSHOTS]
+)
 def test_scenario_gives_exactly_the_expected_reports(
     snapshot: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    expected_all = json.loads(EXPECTED_FILE.read_text())
+    expected_all = json.loads((snapshot.parent / "expected.json").read_text())
     assert snapshot.name in expected_all, f"{snapshot.name} has no entry in expected.json"
     expected = [{k: e[k] for k in KEYS} for e in expected_all[snapshot.name] or []]
     document = diagnose_json(snapshot, capsys)
