@@ -9,7 +9,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-unit test-integration check format docs bench controlplane prometheus venv clean
+.PHONY: help demo demo-real test test-unit test-integration test-realnode check format docs bench controlplane prometheus realnode-packages venv clean
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 help: ## List the targets
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create .venv with kubetriage and its dev dependencies
 
-controlplane: ## Build (once, then cached) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok
+controlplane: ## Build (once, then cached) etcd, kube-apiserver, controller-manager, scheduler, kubectl, kubelet, kwok
 	bash hack/build-control-plane.sh >/dev/null
 
 prometheus: ## Prometheus and promtool (Debian's package) for the memory-history tests, when missing
@@ -33,6 +33,22 @@ prometheus: ## Prometheus and promtool (Debian's package) for the memory-history
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && \
 	  { $(SUDO) systemctl disable --now prometheus 2>/dev/null || true; }; }
 	@[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || { echo "prometheus/promtool could not be installed" >&2; exit 1; }
+
+# The real node's Debian packages (hack/realnode.py PACKAGES), installed when missing. Debian starts
+# containerd and docker-registry on install under systemd: only those installed here are stopped
+# and disabled again (the tests run their own), never one that was already there.
+REALNODE_PACKAGES := containerd runc containernetworking-plugins docker-registry skopeo busybox-static apache2-utils
+realnode-packages: ## containerd, runc, CNI plugins, docker-registry, skopeo, busybox-static (Debian's) for the real-node tier, when missing
+	@missing=$$(for p in $(REALNODE_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || printf '%s ' $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing $$missing" && \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing && \
+	  for service in containerd docker-registry; do \
+	    case " $$missing " in *" $$service "*) $(SUDO) systemctl disable --now $$service 2>/dev/null || true;; esac; \
+	  done; \
+	fi
+	@for p in $(REALNODE_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || { echo "$$p could not be installed" >&2; exit 1; }; done
 
 check: $(STAMP) ## ruff, mypy --strict, hadolint (Dockerfile), shellcheck (hack/kind-e2e.sh)
 	$(VENV)/bin/ruff check .
@@ -58,11 +74,17 @@ test-unit: $(STAMP) ## Unit tests only (seconds; no cluster)
 test-integration: $(STAMP) controlplane prometheus ## Tests on the real local control plane
 	$(PY) -m pytest tests/integration
 
-test: $(STAMP) controlplane prometheus check ## Everything: lint, types, unit and integration tests
+test-realnode: $(STAMP) controlplane prometheus realnode-packages ## The real-node tier only (Linux, root; minutes)
+	$(PY) -m pytest tests/realnode
+
+test: $(STAMP) controlplane prometheus realnode-packages check ## Everything: lint, types, unit, integration and real-node tests
 	$(PY) -m pytest
 
-demo: $(STAMP) controlplane ## Start a local control plane and show kubetriage's reports (Ctrl-C stops it)
-	$(PY) hack/demo.py
+demo: $(STAMP) controlplane ## Start a local control plane on kwok and show kubetriage's reports as they land (Ctrl-C stops it; KEEP=1 keeps its folder)
+	$(PY) hack/demo.py $(if $(KEEP),--keep)
+
+demo-real: $(STAMP) controlplane realnode-packages ## The same on a real node: kubelet, containerd, real crashes (Linux, root)
+	$(PY) hack/demo.py --real $(if $(KEEP),--keep)
 
 clean: ## Remove the venv and caches in the repo (the control-plane build cache stays)
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

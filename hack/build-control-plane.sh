@@ -2,7 +2,8 @@
 # Builds the local Kubernetes control plane used by the tests and `make demo`, from the official
 # Go modules, with the machine's Go: no Docker, no downloads other than the Go module proxy.
 #
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl, helm
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl, helm,
+#   and kubelet (for the real-node tier only: hack/realnode.py)
 #
 # Binaries are cached outside the repository, in $KUBETRIAGE_CACHE_DIR (default
 # ~/.cache/kubetriage)/k8s/v<version>/bin, keyed by the wrapper modules' go.sum so that a version
@@ -68,7 +69,7 @@ kube_ldflags() {
 }
 
 kube_missing=()
-for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
   have "$cmd" "$toolchain/kubernetes" || kube_missing+=("k8s.io/kubernetes/cmd/$cmd")
 done
 if [ ${#kube_missing[@]} -gt 0 ]; then

@@ -17,16 +17,31 @@ What it answers (HTTP status, then `errors[0]`: message and `extensions.type`):
   "authentication error" (Linear's captured body; older captures show 400, and the SDK reads the
   type first, then any other 4xx as an authentication error);
 - an unknown id or identifier: 200 with data null, "Entity not found: Issue", "invalid input";
-- an issueCreate with an id already used: 200 with data null, "Entity already exists: Issue",
-  "invalid input";
+- a create (issue, comment, relation, attachment) naming an id already used: 200 with data null,
+  "Argument Validation Error", "invalid input", and a presentable text that says nothing about
+  why ("id is not valid.");
 - an id that is not a UUID v4, an empty title: 200, "Argument Validation Error", "invalid input";
 - fail_next("http429"): 429 with `retry-after`, "Rate limit exceeded", "ratelimited";
 - fail_next("ratelimited"): 400 (as third-party captures show), the same body, requests remaining 0;
 - fail_next("http500"): 500, "Internal server error", "internal error".
 
-No public capture shows the duplicate-id answer, so its wording is this stand-in's choice, on the
-pattern of the verified "Entity not found: Issue": a client should match the type "invalid input"
-and "already exists" in the message, not the whole sentence.
+No public capture shows the duplicate-id answer, so its wording is this stand-in's choice, and a
+deliberately unhelpful one: Linear's generic class-validator refusal, with no "already exists",
+"taken" or "duplicate" in it. A client must not read the refusal; it reads the id back instead.
+
+Beyond serving, tests drive it as a person would in Linear's app, and inspect what was sent:
+- teams and their workflow states (`add_team`, `team.states`, `states`), served through
+  `team(id:) { states }` and `workflowState(id:)`;
+- `set_issue_state`, `complete_issue`, `cancel_issue`, `reopen_issue`: a state change "by a
+  person", recorded in the issue's `history` with who made it (`state_changes`), and setting
+  `startedAt` / `completedAt` / `canceledAt` as `issueUpdate` through the API does;
+- `relations_of`, `attachment_history`, `comments_on`, `issues_created`: what the client made;
+- `requests`, `requests_for`, `requests_containing`: every request with its operation, root
+  fields, variables, time and HTTP status;
+- `fail_next` (one request at a time) and `fail_for` (every request for a while): faults.
+
+Connections (`team.states`, `issue.relations`, `issue.history`, `attachmentsForURL`...) accept
+Linear's paging and filter arguments and ignore them: each answers everything in one page.
 
     with LinearStandin() as linear:
         linear.fail_next("http429", retry_after=2)
@@ -42,8 +57,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,9 +67,11 @@ from typing import Any, Literal, get_args
 
 from graphql import (
     DocumentNode,
+    FieldNode,
     GraphQLError,
     GraphQLResolveInfo,
     GraphQLSchema,
+    OperationDefinitionNode,
     build_schema,
     execute_sync,
     get_named_type,
@@ -66,16 +83,20 @@ SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "linear" / "schem
 DEFAULT_TEAM_ID = "0f1e2d3c-4b5a-4678-9abc-def012345678"
 DEFAULT_VIEWER_ID = "6a7b8c9d-0e1f-4a2b-8c3d-4e5f60718293"
 PRIORITY_LABELS = ("No priority", "Urgent", "High", "Medium", "Low")
-# A new team's workflow in Linear, by state type; issues start in "unstarted".
-STATE_NAMES = {
-    "triage": "Triage",
-    "backlog": "Backlog",
-    "unstarted": "Todo",
-    "started": "In Progress",
-    "completed": "Done",
-    "canceled": "Canceled",
-    "duplicate": "Duplicate",
-}
+# A new team's workflow in Linear (with triage on), as (name, type) in position order; issues
+# start in the first "unstarted" state.
+DEFAULT_WORKFLOW: tuple[tuple[str, str], ...] = (
+    ("Triage", "triage"),
+    ("Backlog", "backlog"),
+    ("Todo", "unstarted"),
+    ("In Progress", "started"),
+    ("Done", "completed"),
+    ("Canceled", "canceled"),
+    ("Duplicate", "duplicate"),
+)
+STATE_TYPES = ("triage", "backlog", "unstarted", "started", "completed", "canceled", "duplicate")
+# Who changes an issue "by a person" unless a test names someone else.
+DEFAULT_PERSON = "Dana On-call"
 FaultKind = Literal["http429", "ratelimited", "http500", "slow", "drop_after_processing"]
 
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.I)
@@ -105,21 +126,25 @@ def document_errors(query: str) -> list[GraphQLError]:
 
 @dataclass(eq=False)
 class TeamRecord:
-    """The stand-in's one team."""
+    """A team and its workflow (`Team.states`, in position order)."""
 
     id: str
     key: str
     name: str
+    states: list[StateRecord] = field(default_factory=list)
 
 
 @dataclass(eq=False)
 class StateRecord:
-    """A workflow state of the team (`Issue.state`)."""
+    """A workflow state of a team (`Issue.state`, `Team.states`)."""
 
     id: str
     name: str
     type: str
+    position: float
     team: TeamRecord
+    created_at: str
+    updated_at: str
     color: str = "#e2e2e2"
 
 
@@ -150,8 +175,14 @@ class IssueRecord:
     state: StateRecord
     created_at: str
     updated_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+    canceled_at: str | None = None
     attachments: list[AttachmentRecord] = field(default_factory=list)
     comments: list[CommentRecord] = field(default_factory=list)
+    history: list[IssueHistoryRecord] = field(default_factory=list)
+    relations: list[RelationRecord] = field(default_factory=list)  # this issue -> another
+    inverse_relations: list[RelationRecord] = field(default_factory=list)  # another -> this
 
     @property
     def priority_label(self) -> str:
@@ -176,7 +207,7 @@ class AttachmentRecord:
 
 @dataclass(eq=False)
 class CommentRecord:
-    """A comment on an issue."""
+    """A comment on an issue; `user` wrote it (the API key's user, for comments sent)."""
 
     id: str
     body: str
@@ -184,16 +215,90 @@ class CommentRecord:
     url: str
     created_at: str
     updated_at: str
+    user: UserRecord | None = None
+
+
+@dataclass(eq=False)
+class IssueHistoryRecord:
+    """A state change of an issue (`Issue.history`), and who made it.
+
+    `by_person` tells a change made through the admin API "in Linear's app" from one the API
+    key's user made with `issueUpdate`.
+    """
+
+    id: str
+    issue: IssueRecord
+    actor: UserRecord
+    from_state: StateRecord
+    to_state: StateRecord
+    created_at: str
+    updated_at: str
+    by_person: bool
+
+    @property
+    def actor_id(self) -> str:
+        """`IssueHistory.actorId`."""
+        return self.actor.id
+
+    @property
+    def from_state_id(self) -> str:
+        """`IssueHistory.fromStateId`."""
+        return self.from_state.id
+
+    @property
+    def to_state_id(self) -> str:
+        """`IssueHistory.toStateId`."""
+        return self.to_state.id
+
+
+@dataclass(eq=False)
+class RelationRecord:
+    """An issue relation (`IssueRelation`): `issue` relates to `related_issue` as `type`."""
+
+    id: str
+    type: str
+    issue: IssueRecord
+    related_issue: IssueRecord
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class AttachmentChange:
+    """An attachment as one attachmentCreate left it: `created` for the first, else an update."""
+
+    attachment_id: str
+    issue_id: str
+    url: str
+    title: str
+    subtitle: str | None
+    metadata: dict[str, Any]
+    at: str
+    created: bool
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request as it reached the stand-in: header names are lower-case."""
+    """One request as it reached the stand-in, and how it was answered.
+
+    `headers` (names lower-case) and `body` are raw, the Authorization header included, for
+    tests of how the key is sent. `operation` is the operation's name ("KubetriageIssueCreate"),
+    `fields` its root fields (("issueCreate",)), `variables` as sent with any occurrence of the
+    API key replaced by "***"; all three stay empty for a body that does not parse (and
+    `operation` for an anonymous operation). `at` is the
+    arrival time (Unix seconds); `status` the HTTP status answered, None while it is being
+    served or when the connection was closed unanswered.
+    """
 
     method: str
     path: str
     headers: dict[str, str]
     body: str
+    at: float = 0.0
+    operation: str = ""
+    fields: tuple[str, ...] = ()
+    variables: dict[str, Any] = field(default_factory=dict)
+    status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -238,14 +343,40 @@ def _not_found(entity: str) -> GraphQLError:
     return _error(message, "invalid input", "INPUT_ERROR", 400, presentable)
 
 
-def _already_exists(entity: str) -> GraphQLError:
-    message, presentable = f"Entity already exists: {entity}", f"This {entity} already exists."
-    return _error(message, "invalid input", "INPUT_ERROR", 400, presentable)
-
-
 def _invalid_argument(presentable: str) -> GraphQLError:
     # Linear validates inputs with class-validator, whose failures read "Argument Validation Error".
     return _error("Argument Validation Error", "invalid input", "INVALID_INPUT", 400, presentable)
+
+
+def _id_refused() -> GraphQLError:
+    # A create naming an id that is taken. Deliberately generic (see the module docstring): no
+    # wording a client could match, so a client must read the id back to know it exists.
+    return _invalid_argument("id is not valid.")
+
+
+def _scrub(value: Any, secret: str) -> Any:
+    """`value` (decoded JSON) with every occurrence of `secret` in its strings replaced."""
+    if isinstance(value, str):
+        return value.replace(secret, "***") if secret else value
+    if isinstance(value, list):
+        return [_scrub(item, secret) for item in value]
+    if isinstance(value, dict):
+        return {key: _scrub(item, secret) for key, item in value.items()}
+    return value
+
+
+def _operation_of(document: DocumentNode, name: str | None) -> tuple[str, tuple[str, ...]]:
+    """The name and root fields of the operation a request runs (by `operationName` if given)."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = next(
+        (op for op in operations if name is None or (op.name and op.name.value == name)), None
+    )
+    if chosen is None:
+        return name or "", ()
+    fields = tuple(
+        node.name.value for node in chosen.selection_set.selections if isinstance(node, FieldNode)
+    )
+    return (chosen.name.value if chosen.name else ""), fields
 
 
 def _document_error(error: GraphQLError, code: str) -> dict[str, Any]:
@@ -303,6 +434,19 @@ def _uuid4_or_new(value: object) -> str:
     return value.lower()  # Linear stores ids as Postgres uuids, which ignore case
 
 
+def _first(team: TeamRecord, state_type: str) -> StateRecord | None:
+    """The team's first state of `state_type` by position."""
+    matching = [state for state in team.states if state.type == state_type]
+    return min(matching, key=lambda state: state.position) if matching else None
+
+
+def _first_or_fail(team: TeamRecord, state_type: str) -> StateRecord:
+    state = _first(team, state_type)
+    if state is None:
+        raise _invalid_argument(f"The team has no {state_type} state.")
+    return state
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a request still sleeping in a "slow" fault must not block stop()
 
@@ -352,40 +496,82 @@ class LinearStandin:
         team_name: str = "Operations",
         organization: str = "kubetriage",
         requests_limit: int = 5000,
+        workflow: Sequence[tuple[str, str]] = DEFAULT_WORKFLOW,
     ) -> None:
-        """Prepare the stand-in (building the schema now, so no first request waits for it)."""
+        """Prepare the stand-in (building the schema now, so no first request waits for it).
+
+        `workflow` is the default team's states as (name, type) pairs in position order.
+        """
         self.schema = linear_schema()
         self.api_key = api_key
         self.organization = organization
         self.requests_limit = requests_limit
-        self.team = TeamRecord(id=team_id, key=team_key, name=team_name)
-        self.states = {
-            kind: StateRecord(str(uuid.uuid4()), name, kind, self.team)
-            for kind, name in STATE_NAMES.items()
-        }
+        self._lock = threading.RLock()
+        self.teams: dict[str, TeamRecord] = {}
+        self.team = self.add_team(team_key, team_name, team_id=team_id, workflow=workflow)
         self.viewer = UserRecord(DEFAULT_VIEWER_ID, "kubetriage", "kubetriage@example.com", "kt")
+        self.people: dict[str, UserRecord] = {}
         self.requests: list[RecordedRequest] = []
         self.invalid_documents: list[InvalidDocument] = []
         self._issues: dict[str, IssueRecord] = {}
         self._attachments: list[AttachmentRecord] = []
+        self._attachment_changes: list[AttachmentChange] = []
         self._comments: dict[str, CommentRecord] = {}
+        self._relations: dict[str, RelationRecord] = {}
         self._faults: list[_Fault] = []
+        self._outage_until = 0.0  # time.monotonic() before which every request fails (fail_for)
+        self._outage_status = 500
         self._key_valid = True
         self._sync_id = 0
         self._window_start = time.time()
-        self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._root: dict[str, Any] = {
             "issueCreate": self._issue_create,
             "issue": lambda _info, id: self._find_issue(id),
+            "issueUpdate": self._issue_update,
+            "issueRelationCreate": self._issue_relation_create,
+            "issueRelation": lambda _info, id: self._find_relation(id),
             "attachmentCreate": self._attachment_create,
             "attachmentsForURL": self._attachments_for_url,
             "commentCreate": self._comment_create,
+            "comment": self._find_comment,
             "viewer": lambda _info: self.viewer,
             "team": lambda _info, id: self._find_team(id),
+            "workflowState": lambda _info, id: self._find_state(id),
         }
+
+    @property
+    def states(self) -> dict[str, StateRecord]:
+        """The default team's first state of each type (by position), by type."""
+        return {kind: state for kind in STATE_TYPES if (state := _first(self.team, kind))}
+
+    def add_team(
+        self,
+        key: str,
+        name: str,
+        *,
+        team_id: str | None = None,
+        workflow: Sequence[tuple[str, str]] = DEFAULT_WORKFLOW,
+    ) -> TeamRecord:
+        """Add a team whose workflow is `workflow`, (name, type) pairs in position order."""
+        unknown = [kind for _, kind in workflow if kind not in STATE_TYPES]
+        if unknown:
+            raise ValueError(f"unknown state types {unknown}; known: {STATE_TYPES}")
+        if not any(kind == "unstarted" for _, kind in workflow):
+            raise ValueError("a workflow needs an unstarted state: new issues start there")
+        team = TeamRecord(id=(team_id or str(uuid.uuid4())).lower(), key=key, name=name)
+        now = _now()
+        team.states = [
+            StateRecord(str(uuid.uuid4()), state_name, kind, float(position), team, now, now)
+            for position, (state_name, kind) in enumerate(workflow)
+        ]
+        with self._lock:
+            if team.id in self.teams:
+                raise ValueError(f"a team with id {team.id} exists")
+            self.teams[team.id] = team
+        return team
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -461,24 +647,89 @@ class LinearStandin:
         with self._lock:
             self._faults.extend([fault] * times)
 
+    def fail_for(self, seconds: float, status: int = 500) -> None:
+        """Answer every request with HTTP `status` for the next `seconds`, then serve again.
+
+        An outage, not a count of requests: each request in the window is refused (after
+        validation, and applying nothing), however many arrive. A 5xx carries Linear's
+        "internal error" body; 429 its "ratelimited" body with `retry-after` set to the seconds
+        left. Faults queued by `fail_next` wait for the outage to end. `clear_faults` ends it.
+        """
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+            self._outage_status = status
+
     def clear_faults(self) -> None:
-        """Drop every fault not applied yet."""
+        """Drop every fault not applied yet, and end an outage begun by `fail_for`."""
         with self._lock:
             self._faults.clear()
+            self._outage_until = 0.0
 
     def set_api_key_valid(self, valid: bool) -> None:
         """Make Linear accept (True) or refuse (False, a revoked key) the configured key."""
         with self._lock:
             self._key_valid = valid
 
-    def set_issue_state(self, issue_id: str, state_type: str) -> None:
-        """Move an issue to the team's state of this type, as a person in Linear would."""
+    def set_issue_state(
+        self, issue_id: str, state_type: str, *, by: str = DEFAULT_PERSON
+    ) -> IssueHistoryRecord | None:
+        """Move an issue to its team's first state of this type, as the person `by` would.
+
+        Sets `startedAt` / `completedAt` / `canceledAt` as a move through `issueUpdate` does, and
+        records the change in the issue's history with `by` as its actor (`state_changes`).
+        Returns that record; None when the issue was in that state already (nothing changes).
+        """
+        with self._lock:
+            issue = self._admin_issue(issue_id)
+            state = _first(issue.team, state_type)
+            if state is None:
+                raise KeyError(f"team {issue.team.key} has no {state_type!r} state")
+            return self._move(issue, state, self._person(by), by_person=True)
+
+    def complete_issue(
+        self, issue_id: str, *, by: str = DEFAULT_PERSON
+    ) -> IssueHistoryRecord | None:
+        """A person marks the issue done (its team's first `completed` state)."""
+        return self.set_issue_state(issue_id, "completed", by=by)
+
+    def cancel_issue(self, issue_id: str, *, by: str = DEFAULT_PERSON) -> IssueHistoryRecord | None:
+        """A person cancels the issue (its team's first `canceled` state)."""
+        return self.set_issue_state(issue_id, "canceled", by=by)
+
+    def reopen_issue(
+        self, issue_id: str, state_type: str = "unstarted", *, by: str = DEFAULT_PERSON
+    ) -> IssueHistoryRecord | None:
+        """A person reopens the issue (by default into its team's first `unstarted` state)."""
+        return self.set_issue_state(issue_id, state_type, by=by)
+
+    def state_changes(self, issue_id: str) -> list[IssueHistoryRecord]:
+        """The issue's state changes, oldest first; `by_person` tells a person from the API key."""
+        with self._lock:
+            issue = self._lookup_issue(issue_id)
+            return list(issue.history) if issue else []
+
+    def issue(self, issue_id: str) -> IssueRecord:
+        """The issue with this id or identifier (KeyError if there is none)."""
+        with self._lock:
+            return self._admin_issue(issue_id)
+
+    def relations_of(self, issue_id: str) -> list[RelationRecord]:
+        """The relations from or to the issue with this id or identifier, in creation order."""
         with self._lock:
             issue = self._lookup_issue(issue_id)
             if issue is None:
-                raise KeyError(f"no issue {issue_id!r}")
-            issue.state = self.states[state_type]
-            issue.updated_at = _now()
+                return []
+            return [r for r in self._relations.values() if issue in (r.issue, r.related_issue)]
+
+    def attachment_history(self, issue_id: str) -> list[AttachmentChange]:
+        """Every attachmentCreate applied to the issue's attachments (creations and updates)."""
+        with self._lock:
+            issue = self._lookup_issue(issue_id)
+            if issue is None:
+                return []
+            return [change for change in self._attachment_changes if change.issue_id == issue.id]
 
     def issues_created(self) -> list[IssueRecord]:
         """Every issue, in creation order."""
@@ -497,6 +748,12 @@ class LinearStandin:
             issue = self._lookup_issue(issue_id)
             return list(issue.comments) if issue else []
 
+    def requests_for(self, name: str) -> list[RecordedRequest]:
+        """The recorded requests selecting root field `name` ("commentCreate") or running the
+        operation of that name ("KubetriageCommentCreate")."""
+        with self._lock:
+            return [r for r in self.requests if name in r.fields or r.operation == name]
+
     def requests_containing(self, text: str) -> list[RecordedRequest]:
         """The recorded requests whose body or a header value contains `text`."""
         with self._lock:
@@ -511,12 +768,39 @@ class LinearStandin:
     def _serve(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> _Reply | None:
         body = raw.decode("utf-8", errors="replace")
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, headers, body))
+            index = len(self.requests)
+            self.requests.append(RecordedRequest(method, path, headers, body, at=time.time()))
+        reply = self._answer(index, method, path, headers, body)
+        with self._lock:
+            record = self.requests[index]
+            self.requests[index] = replace(record, status=reply.status if reply else None)
+        return reply
+
+    def _answer(
+        self, index: int, method: str, path: str, headers: dict[str, str], body: str
+    ) -> _Reply | None:
+        with self._lock:
             if method != "POST" or path.split("?", maxsplit=1)[0] != "/graphql":
                 return _Reply(404, {"errors": [{"message": f"Cannot {method} {path}"}]})
-            fault = self._take_fault(body)
+            left = self._outage_until - time.monotonic()
+            # An outage refuses every request and leaves queued faults for after it.
+            fault = _Fault("http500", status=self._outage_status) if left > 0 else None
+            if fault is None:
+                fault = self._take_fault(body)
+            elif self._outage_status == 429:
+                fault = _Fault("http429", retry_after=max(1, int(left + 0.999)))
         # Validation comes before any fault, so a document is checked even when it is refused.
         request = self._parse(body)
+        if not isinstance(request, _Reply):
+            document, variables, name = request
+            operation, fields = _operation_of(document, name)
+            with self._lock:
+                self.requests[index] = replace(
+                    self.requests[index],
+                    operation=operation,
+                    fields=fields,
+                    variables=_scrub(variables, self.api_key),
+                )
         if fault.kind in ("http429", "ratelimited", "http500"):
             return self._fault_reply(fault)
         slow = fault.kind == "slow"
@@ -645,18 +929,87 @@ class LinearStandin:
             raise _not_found("Issue")
         return issue
 
+    def _admin_issue(self, key: str) -> IssueRecord:
+        issue = self._lookup_issue(key)
+        if issue is None:
+            raise KeyError(f"no issue {key!r}")
+        return issue
+
     def _find_team(self, team_id: str) -> TeamRecord:
         # By id only: the schema documents `teamId` and `team(id:)` as ids, not team keys.
-        if team_id.lower() != self.team.id.lower():
+        team = self.teams.get(team_id.lower())
+        if team is None:
             raise _not_found("Team")
-        return self.team
+        return team
+
+    def _find_state(self, state_id: str) -> StateRecord:
+        for team in self.teams.values():
+            for state in team.states:
+                if state.id == state_id.lower():
+                    return state
+        raise _not_found("WorkflowState")
+
+    def _find_relation(self, relation_id: str) -> RelationRecord:
+        relation = self._relations.get(relation_id.lower())
+        if relation is None:
+            raise _not_found("IssueRelation")
+        return relation
+
+    def _find_comment(
+        self, _info: GraphQLResolveInfo[Any], id: str | None = None, hash: str | None = None
+    ) -> CommentRecord:
+        # `hash` (a comment's URL fragment) is not modelled: only ids find comments here.
+        comment = self._comments.get(id.lower()) if id else None
+        if comment is None:
+            raise _not_found("Comment")
+        return comment
+
+    def _person(self, name: str) -> UserRecord:
+        """The user `name`, someone other than the API key's user, made up on first mention."""
+        person = self.people.get(name)
+        if person is None:
+            handle = _slug(name).replace("-", ".")
+            person = UserRecord(str(uuid.uuid4()), name, f"{handle}@example.com", handle)
+            self.people[name] = person
+        return person
+
+    def _move(
+        self, issue: IssueRecord, state: StateRecord, actor: UserRecord, *, by_person: bool
+    ) -> IssueHistoryRecord | None:
+        """Put the issue in `state`, with the timestamps Linear keeps, and record who did it."""
+        if state is issue.state:
+            return None
+        now = _now()
+        change = IssueHistoryRecord(
+            id=str(uuid.uuid4()),
+            issue=issue,
+            actor=actor,
+            from_state=issue.state,
+            to_state=state,
+            created_at=now,
+            updated_at=now,
+            by_person=by_person,
+        )
+        issue.history.append(change)
+        issue.state = state
+        issue.updated_at = now
+        # As Linear: startedAt from the first start on, kept through completion, cleared by a
+        # move back before "started"; completedAt / canceledAt only while in such a state (a
+        # duplicate is a kind of cancellation).
+        if state.type == "started" and issue.started_at is None:
+            issue.started_at = now
+        elif state.type in ("triage", "backlog", "unstarted"):
+            issue.started_at = None
+        issue.completed_at = now if state.type == "completed" else None
+        issue.canceled_at = now if state.type in ("canceled", "duplicate") else None
+        return change
 
     def _issue_create(
         self, _info: GraphQLResolveInfo[Any], input: dict[str, Any]
     ) -> dict[str, Any]:
         issue_id = _uuid4_or_new(input.get("id"))
         if issue_id in self._issues:
-            raise _already_exists("Issue")
+            raise _id_refused()
         team = self._find_team(input["teamId"])
         title = input.get("title") or ""
         if not title.strip():
@@ -677,12 +1030,63 @@ class LinearStandin:
             label_ids=list(input.get("labelIds") or []),
             url=f"https://linear.app/{self.organization}/issue/{identifier}/{_slug(title)}",
             team=team,
-            state=self.states["unstarted"],
+            state=_first_or_fail(team, "unstarted"),
             created_at=now,
             updated_at=now,
         )
         self._issues[issue_id] = issue
         return {"success": True, "issue": issue, "lastSyncId": self._sync()}
+
+    # What issueUpdate applies; any other field is refused, so that a client never believes the
+    # stand-in did something it does not model.
+    _UPDATABLE = frozenset({"stateId", "title", "description", "priority", "labelIds"})
+
+    def _issue_update(
+        self, _info: GraphQLResolveInfo[Any], id: str, input: dict[str, Any]
+    ) -> dict[str, Any]:
+        issue = self._find_issue(id)
+        unknown = sorted(set(input) - self._UPDATABLE)
+        if unknown:
+            raise _invalid_argument(f"The stand-in does not model IssueUpdateInput {unknown}.")
+        if "title" in input and not (input["title"] or "").strip():
+            raise _invalid_argument("title should not be empty.")
+        priority = input.get("priority")
+        if priority is not None and not 0 <= int(priority) < len(PRIORITY_LABELS):
+            raise _invalid_argument("priority must be between 0 and 4.")
+        state = None
+        if input.get("stateId") is not None:
+            state = self._find_state(input["stateId"])
+            if state.team is not issue.team:
+                raise _invalid_argument("stateId must be a state of the issue's team.")
+        if input.get("title") is not None:
+            issue.title = input["title"]
+        if "description" in input:
+            issue.description = input["description"]
+        if priority is not None:
+            issue.priority = int(priority)
+        if input.get("labelIds") is not None:
+            issue.label_ids = list(input["labelIds"])
+        if state is not None:
+            self._move(issue, state, self.viewer, by_person=False)
+        issue.updated_at = _now()
+        return {"success": True, "issue": issue, "lastSyncId": self._sync()}
+
+    def _issue_relation_create(
+        self, _info: GraphQLResolveInfo[Any], input: dict[str, Any]
+    ) -> dict[str, Any]:
+        relation_id = _uuid4_or_new(input.get("id"))
+        if relation_id in self._relations:
+            raise _id_refused()
+        issue = self._find_issue(input["issueId"])
+        related = self._find_issue(input["relatedIssueId"])
+        if issue is related:
+            raise _invalid_argument("An issue cannot be related to itself.")
+        now = _now()
+        relation = RelationRecord(relation_id, input["type"], issue, related, now, now)
+        self._relations[relation_id] = relation
+        issue.relations.append(relation)
+        related.inverse_relations.append(relation)
+        return {"success": True, "issueRelation": relation, "lastSyncId": self._sync()}
 
     def _attachment_create(
         self, _info: GraphQLResolveInfo[Any], input: dict[str, Any]
@@ -690,15 +1094,18 @@ class LinearStandin:
         issue = self._find_issue(input["issueId"])
         now = _now()
         attachment = next((a for a in issue.attachments if a.url == input["url"]), None)
+        created = attachment is None
         if attachment is not None:  # Linear upserts by URL within an issue
+            # A field left out keeps its value; metadata given replaces the old object whole.
             attachment.title = input["title"]
             attachment.subtitle = input.get("subtitle", attachment.subtitle)
-            attachment.metadata = input.get("metadata") or attachment.metadata
+            if "metadata" in input:
+                attachment.metadata = dict(input["metadata"] or {})
             attachment.updated_at = now
         else:
             attachment_id = _uuid4_or_new(input.get("id"))
             if any(a.id == attachment_id for a in self._attachments):
-                raise _already_exists("Attachment")
+                raise _id_refused()
             attachment = AttachmentRecord(
                 id=attachment_id,
                 url=input["url"],
@@ -711,6 +1118,18 @@ class LinearStandin:
             )
             issue.attachments.append(attachment)
             self._attachments.append(attachment)
+        self._attachment_changes.append(
+            AttachmentChange(
+                attachment_id=attachment.id,
+                issue_id=issue.id,
+                url=attachment.url,
+                title=attachment.title,
+                subtitle=attachment.subtitle,
+                metadata=dict(attachment.metadata),
+                at=now,
+                created=created,
+            )
+        )
         return {"success": True, "attachment": attachment, "lastSyncId": self._sync()}
 
     def _attachments_for_url(
@@ -729,7 +1148,7 @@ class LinearStandin:
             raise _invalid_argument("body should not be empty.")
         comment_id = _uuid4_or_new(input.get("id"))
         if comment_id in self._comments:
-            raise _already_exists("Comment")
+            raise _id_refused()
         now = _now()
         comment = CommentRecord(
             id=comment_id,
@@ -738,6 +1157,7 @@ class LinearStandin:
             url=f"{issue.url}#comment-{comment_id[:8]}",
             created_at=now,
             updated_at=now,
+            user=self.viewer,
         )
         self._comments[comment_id] = comment
         issue.comments.append(comment)
@@ -745,15 +1165,22 @@ class LinearStandin:
 
 
 __all__ = [
+    "DEFAULT_PERSON",
     "DEFAULT_TEAM_ID",
+    "DEFAULT_WORKFLOW",
     "SCHEMA_PATH",
+    "STATE_TYPES",
+    "AttachmentChange",
     "AttachmentRecord",
     "CommentRecord",
     "FaultKind",
     "InvalidDocument",
+    "IssueHistoryRecord",
     "IssueRecord",
     "LinearStandin",
     "RecordedRequest",
+    "RelationRecord",
+    "StateRecord",
     "TeamRecord",
     "UserRecord",
     "document_errors",

@@ -7,12 +7,19 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from helpers import wait_until
 from localcluster import LocalCluster, free_port, tail
+from promkit import Binaries as PrometheusBinaries
+from promkit import PrometheusServer
+from realnode import NODE_IP, RealNode
+from realnode_cases import Failure
 
 OPERATOR_USER = "kubetriage-operator"
 
@@ -142,3 +149,185 @@ class OperatorProcess:
     def logs(self, lines: int = 60) -> str:
         """The operator's last log lines."""
         return tail(self.log_path, lines)
+
+
+# -- the real-node tier (tests/realnode, hack/realnode.py) -------------------------------------
+
+KUBETRIAGE = Path(sys.executable).parent / "kubetriage"
+# A directory that holds another `kubetriage` package (e.g. `git archive <commit> operator`
+# unpacked): the real-node tier then runs that one, to compare before and after a change.
+OPERATOR_SOURCE = "REALNODE_OPERATOR_SOURCE"
+
+
+@dataclass(frozen=True)
+class RealCluster:
+    """The control plane and its real node."""
+
+    cluster: LocalCluster
+    node: RealNode
+
+    def kubetriage(
+        self, *args: str, timeout: float = 120, settings: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`kubetriage ARGS` as a user runs it, against this cluster, with only `settings`
+        of the KUBETRIAGE_* environment (none of the test run's own)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBETRIAGE_")}
+        env.update(settings or {})
+        env["KUBECONFIG"] = str(self.cluster.kubeconfig)
+        command = [str(KUBETRIAGE)]
+        if os.environ.get(OPERATOR_SOURCE):
+            env["PYTHONPATH"] = os.environ[OPERATOR_SOURCE]
+            command = [sys.executable, "-m", "kubetriage.cli"]
+        return subprocess.run(
+            [*command, *args], capture_output=True, text=True, env=env, timeout=timeout,
+            check=False,
+        )  # fmt: skip
+
+
+def pod_summary(pod: dict[str, Any]) -> str:
+    """The first container in a few words: `terminated: Error 1, restarts 3, not ready, last
+    Error 1` (or the phase and why, before there is a container status)."""
+    status = pod.get("status") or {}
+    statuses = status.get("containerStatuses") or []
+    if not statuses:
+        scheduled: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {}
+        )
+        return f"{status.get('phase')} ({scheduled.get('reason') or 'no container status'})"
+    first = statuses[0]
+    kind, detail = next(iter((first.get("state") or {"none": {}}).items()))
+    reason = detail.get("reason") or ""
+    code = f" {detail['exitCode']}" if "exitCode" in detail else ""
+    last = (first.get("lastState") or {}).get("terminated") or {}
+    last_text = f", last {last.get('reason')} {last.get('exitCode')}" if last else ""
+    ready = "ready" if first.get("ready") else "not ready"
+    return (
+        f"{kind}{': ' + reason if reason else ''}{code}, restarts {first.get('restartCount')}, "
+        f"{ready}{last_text}"
+    )
+
+
+@dataclass
+class Sample:
+    """One `kubetriage scan` and the pods' states at that moment."""
+
+    seconds: float
+    pods: dict[str, str]
+    reports: dict[str, list[tuple[str, str]]]
+    error: str = ""
+
+
+@dataclass
+class TierRun:
+    """What the tier saw: the samples, and capture -> diagnose per failure."""
+
+    failures: list[Failure]
+    samples: list[Sample]
+    offline: dict[str, list[tuple[str, str]]]
+    offline_errors: dict[str, str]
+    # What `kubetriage run` (default grace periods) wrote as DiagnosisReports, and its log's end.
+    operator: dict[str, list[tuple[str, str]]]
+    operator_log: str = ""
+
+
+# A real Prometheus that scrapes the real kubelet's cAdvisor (/metrics/cadvisor): over HTTPS on
+# the kubelet's port, verifying its serving certificate against the cluster CA, with a client
+# certificate of its own identity, which RBAC allows `get nodes/metrics` and nothing else.
+
+SCRAPE_INTERVAL = "2s"
+SCRAPER_USER = "kubetriage-prometheus"
+
+
+def scraper_rbac() -> list[dict[str, Any]]:
+    """Lets the scraper read kubelet metrics, nothing more."""
+    name = "kubetriage:prometheus-kubelet-metrics"
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": name},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": name,
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": SCRAPER_USER}
+            ],
+        },
+    ]
+
+
+def scrape_config(cluster: LocalCluster, node: RealNode) -> str:
+    """prometheus.yml: one job, the kubelet's cAdvisor endpoint."""
+    pki = cluster.pki
+    config = {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": "1h"},
+        "scrape_configs": [
+            {
+                "job_name": "kubelet-cadvisor",
+                "scheme": "https",
+                "metrics_path": "/metrics/cadvisor",
+                "tls_config": {
+                    "ca_file": str(pki.path("ca.crt")),
+                    "cert_file": str(pki.path("prometheus.crt")),
+                    "key_file": str(pki.path("prometheus.key")),
+                },
+                "static_configs": [
+                    {"targets": [f"{NODE_IP}:{node.kubelet_port}"], "labels": {"node": node.name}}
+                ],
+            }
+        ],
+    }
+    return json.dumps(config)
+
+
+@dataclass
+class ScrapingPrometheus(PrometheusServer):
+    """PrometheusServer with a scrape configuration, and the queries a scraping test needs."""
+
+    retention: str | None = None
+
+    def query(self, expression: str) -> list[dict[str, Any]]:
+        """An instant query's result vector."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body: dict[str, Any] = json.load(response)
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def query_range(self, expression: str, seconds: float, step: float = 2.0) -> list[Any]:
+        """A range query over the last `seconds`: its result matrix."""
+        end = time.time()
+        params = {"query": expression, "start": end - seconds, "end": end, "step": step}
+        url = f"{self.url}/api/v1/query_range?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body: dict[str, Any] = json.load(response)
+        result: list[Any] = body["data"]["result"]
+        return result
+
+    def targets(self) -> list[dict[str, Any]]:
+        """The active scrape targets and their health."""
+        with urllib.request.urlopen(f"{self.url}/api/v1/targets", timeout=10) as response:
+            body: dict[str, Any] = json.load(response)
+        active: list[dict[str, Any]] = body["data"]["activeTargets"]
+        return active
+
+
+def start_scraper(
+    cluster: LocalCluster, node: RealNode, directory: Path, binaries: PrometheusBinaries
+) -> ScrapingPrometheus:
+    """The identity, its RBAC, and the running server."""
+    cluster.pki.client("prometheus", user=SCRAPER_USER)
+    cluster.apply(scraper_rbac())
+    server = ScrapingPrometheus(
+        directory / "tsdb", binaries, config_text=scrape_config(cluster, node)
+    )
+    server.start()
+    return server

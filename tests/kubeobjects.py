@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import strategies as st
+
 from kubetriage.clients.snapshot import KUBETRIAGE_API, SnapshotReader
 
 KubeObject = dict[str, Any]
@@ -386,3 +388,26 @@ def snapshot_reader(
     return SnapshotReader.from_document(
         snapshot(*items, namespace=namespace, captured_at=captured_at)
     )
+
+
+def plant_junk(document: KubeObject, data: Any, junk: Any) -> None:
+    """Replace one to four fields anywhere in the snapshot's objects, each at a random depth,
+    with a value drawn from `junk` (a hypothesis strategy; `data` is `st.data()`'s object):
+    what a property test feeds a playbook to show that no field's type can break it."""
+    for _ in range(data.draw(st.integers(1, 4))):
+        node: Any = data.draw(st.sampled_from(document["items"]))
+        while True:
+            keys = sorted(k for k in node if k not in {"kind", "apiVersion"})
+            if not keys:
+                break
+            key = data.draw(st.sampled_from(keys))
+            if isinstance(node[key], dict) and node[key] and data.draw(st.booleans()):
+                node = node[key]
+                continue
+            if isinstance(node[key], list) and node[key] and data.draw(st.booleans()):
+                entry = data.draw(st.sampled_from(node[key]))
+                if isinstance(entry, dict) and entry:
+                    node = entry
+                    continue
+            node[key] = data.draw(junk)
+            break

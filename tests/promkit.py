@@ -150,6 +150,10 @@ class PrometheusServer:
     data_dir: Path
     binaries: Binaries
     port: int = field(default_factory=free_port)
+    # What it scrapes: nothing by default (the tests load their samples as blocks).
+    config_text: str = MINIMAL_CONFIG
+    # Loaded samples are old: keep them. A scraping server keeps Prometheus's default.
+    retention: str | None = "100y"
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -177,12 +181,13 @@ class PrometheusServer:
     def start(self) -> None:
         """Start the server and wait until it is ready; PromkitError (with its log) if not."""
         config = self.data_dir.parent / f"{self.data_dir.name}-prometheus.yml"
-        config.write_text(MINIMAL_CONFIG)
+        config.write_text(self.config_text)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [
             str(self.binaries.prometheus),
             f"--config.file={config}",
             f"--storage.tsdb.path={self.data_dir}",
-            "--storage.tsdb.retention.time=100y",  # the loaded samples are old: keep them
+            *([f"--storage.tsdb.retention.time={self.retention}"] if self.retention else []),
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--log.level=info",
         ]

@@ -29,6 +29,11 @@ DEFAULT_GRACE_SECONDS: dict[Symptom, float] = {
     Symptom.IMAGE_PULL_BACK_OFF: 60.0,
     Symptom.PENDING: 120.0,
     Symptom.ROLLOUT_STUCK: 0.0,
+    # The kubelet retries a missing Secret or ConfigMap every sync: one created a moment after
+    # its pod is normal in a Helm install. A pod that is not Ready must have missed more than a
+    # rollout's worth of readiness checks before it is a problem.
+    Symptom.CREATE_CONTAINER_CONFIG_ERROR: 60.0,
+    Symptom.NOT_READY: 120.0,
 }
 
 
@@ -75,6 +80,12 @@ class Settings(BaseSettings):
     grace_seconds_rolloutstuck: float | None = Field(
         None, ge=0, description="grace for RolloutStuck; unset: 0"
     )
+    grace_seconds_createcontainerconfigerror: float | None = Field(
+        None, ge=0, description="grace for CreateContainerConfigError; unset: 60"
+    )
+    grace_seconds_notready: float | None = Field(
+        None, ge=0, description="grace for NotReady; unset: 120"
+    )
     resolve_after_seconds: float = Field(
         300.0, ge=0, description="how long a workload must be healthy before its report is Resolved"
     )
@@ -94,12 +105,43 @@ class Settings(BaseSettings):
         default_factory=list, description="comma-separated label ids added to every issue"
     )
     linear_timeout_seconds: float = Field(10.0, gt=0, description="timeout of one Linear request")
+    linear_reopen_within_seconds: float = Field(
+        604800.0,
+        ge=0,
+        description="a relapse within this long of a person completing the issue reopens it; "
+        "after it, a new issue related to the old one is opened",
+    )
+    linear_resolved_state: str | None = Field(
+        None,
+        description="Linear state (name or id) a resolved report's issue moves to; unset: it "
+        "stays where it is",
+    )
+    linear_retry_base_seconds: float = Field(
+        5.0, gt=0, description="first wait before a Linear request is tried again"
+    )
+    linear_retry_max_seconds: float = Field(
+        300.0, gt=0, description="longest wait between two tries of a Linear request"
+    )
+    linear_failed_retry_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="how often an escalation Linear refused (key, team) is tried again",
+    )
     prometheus_url: str | None = Field(
         None, description="Prometheus base URL for memory history; unset: no history"
     )
     prometheus_timeout_seconds: float = Field(5.0, gt=0, description="timeout of one query")
     prometheus_window_seconds: float = Field(
         21600.0, gt=0, description="how far back memory history is read"
+    )
+    prometheus_step_seconds: float = Field(
+        15.0, gt=0, description="finest step of a memory history: Prometheus' scrape interval"
+    )
+    memory_leak_min_climb_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="how long a steady climb to the memory limit must last to be a leak; "
+        "unset: 1800",
     )
     metrics_port: int = Field(9090, ge=0, le=65535, description="port of /metrics (0: off)")
     health_port: int = Field(8080, ge=0, le=65535, description="port of the liveness endpoint")

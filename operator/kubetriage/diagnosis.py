@@ -38,11 +38,16 @@ class Options:
     production_selector: Selector = field(
         default_factory=lambda: parse_selector(DEFAULT_PRODUCTION_SELECTOR)
     )
+    # None: the memory analysis' own default (playbooks/oom/memory.py).
+    memory_leak_min_climb_seconds: float | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> Options:
         """The options the settings give: every command and the operator read them alike."""
-        return cls(production_selector=settings.production())
+        return cls(
+            production_selector=settings.production(),
+            memory_leak_min_climb_seconds=settings.memory_leak_min_climb_seconds,
+        )
 
 
 @dataclass
@@ -218,6 +223,7 @@ def diagnose_problem(
         pods=problem.pods,
         workload=workload,
         now=reader.now(),
+        leak_min_climb_seconds=options.memory_leak_min_climb_seconds,
     )
     production = _is_production(reader, target.namespace, options.production_selector)
     since = [s.since for s in problem.sightings if s.since is not None]

@@ -29,6 +29,9 @@ class Symptom(StrEnum):
     IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
     PENDING = "Pending"
     ROLLOUT_STUCK = "RolloutStuck"
+    # Beyond the four kubelet states (DESIGN.md section 12).
+    CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+    NOT_READY = "NotReady"
 
 
 class Category(StrEnum):
@@ -41,6 +44,9 @@ class Category(StrEnum):
     CRASHLOOP_DEPENDENCY_UNAVAILABLE = "CrashLoop.DependencyUnavailable"
     CRASHLOOP_EXITED_IMMEDIATELY = "CrashLoop.ExitedImmediately"
     CRASHLOOP_SEGFAULT = "CrashLoop.Segfault"
+    CRASHLOOP_STARTUP_PROBE_FAILURE = "CrashLoop.StartupProbeFailure"
+    CRASHLOOP_WRONG_ARCHITECTURE = "CrashLoop.WrongArchitecture"
+    CRASHLOOP_INVALID_CREDENTIALS = "CrashLoop.InvalidCredentials"
     CRASHLOOP_APPLICATION_ERROR = "CrashLoop.ApplicationError"
     OOM_LIMIT_TOO_LOW = "OOMKilled.LimitTooLow"
     OOM_MEMORY_LEAK = "OOMKilled.MemoryLeak"
@@ -50,15 +56,27 @@ class Category(StrEnum):
     IMAGEPULL_REGISTRY_UNREACHABLE = "ImagePull.RegistryUnreachable"
     IMAGEPULL_RATE_LIMITED = "ImagePull.RateLimited"
     IMAGEPULL_INVALID_REFERENCE = "ImagePull.InvalidReference"
+    IMAGEPULL_NEVER_PULL_MISSING = "ImagePull.NeverPullMissing"
     PENDING_INSUFFICIENT_RESOURCES = "Pending.InsufficientResources"
     PENDING_REQUEST_EXCEEDS_NODE_CAPACITY = "Pending.RequestExceedsNodeCapacity"
     PENDING_NODE_SELECTOR_MISMATCH = "Pending.NodeSelectorMismatch"
     PENDING_UNTOLERATED_TAINT = "Pending.UntoleratedTaint"
     PENDING_UNBOUND_PVC = "Pending.UnboundPersistentVolumeClaim"
     PENDING_NO_NODES = "Pending.NoNodes"
+    PENDING_HOST_PORT_CONFLICT = "Pending.HostPortConflict"
+    PENDING_VOLUME_NODE_AFFINITY_CONFLICT = "Pending.VolumeNodeAffinityConflict"
+    PENDING_TOPOLOGY_CONSTRAINT = "Pending.TopologyConstraint"
     PENDING_VOLUME_MOUNT_FAILURE = "Pending.VolumeMountFailure"
     ROLLOUT_QUOTA_EXCEEDED = "Rollout.QuotaExceeded"
     ROLLOUT_BAD_REVISION = "Rollout.BadRevision"
+    CONFIG_MISSING_SECRET = "ContainerConfig.MissingSecret"
+    CONFIG_MISSING_CONFIG_MAP = "ContainerConfig.MissingConfigMap"
+    CONFIG_MISSING_KEY = "ContainerConfig.MissingKey"
+    CONFIG_RUN_AS_NON_ROOT = "ContainerConfig.RunAsNonRoot"
+    CONFIG_INVALID = "ContainerConfig.Invalid"
+    NOTREADY_READINESS_PROBE_FAILURE = "NotReady.ReadinessProbeFailure"
+    NOTREADY_PROBE_MISCONFIGURED = "NotReady.ProbeMisconfigured"
+    NOTREADY_DEPENDENCY_UNAVAILABLE = "NotReady.DependencyUnavailable"
 
 
 class Phase(StrEnum):
@@ -83,6 +101,10 @@ class EscalationState(StrEnum):
     PENDING = "Pending"
     OPENED = "Opened"
     FAILED = "Failed"
+    DECLINED = "Declined"  # a person canceled the issue: never reopened nor commented again
+    # Needs a human, kept in the report (its Markdown in `markdown`), not sent: Linear is not
+    # configured. Configuring it and restarting sends it.
+    NOT_SENT = "NotSent"
 
 
 class EscalationClass(StrEnum):
@@ -109,6 +131,7 @@ class EvidenceSource(StrEnum):
     REPLICASET = "replicaset"
     WORKLOAD = "workload"
     PERSISTENT_VOLUME_CLAIM = "persistentvolumeclaim"
+    PERSISTENT_VOLUME = "persistentvolume"
     STORAGE_CLASS = "storageclass"
     SERVICE = "service"
     ENDPOINTS = "endpoints"
@@ -245,6 +268,32 @@ class Recommendation(ApiModel):
     escalation_reason: str | None = Field(default=None, max_length=1024)
 
 
+class CommentKind(StrEnum):
+    """Why the issue is owed a comment."""
+
+    RELAPSE = "relapse"
+    RESOLUTION = "resolution"
+    LINKED = "linked"
+
+
+class CommentState(StrEnum):
+    """Whether Linear has confirmed a comment."""
+
+    PENDING = "Pending"
+    SENT = "Sent"
+
+
+class OwedComment(ApiModel):
+    """A comment the issue is owed, kept in the report until Linear confirms it. The key
+    derives its id, so a retry after a lost answer lands once."""
+
+    key: str = Field(min_length=1, max_length=253)
+    kind: CommentKind
+    state: CommentState = CommentState.PENDING
+    body: str | None = Field(default=None, max_length=16384)
+    sent_at: datetime | None = None
+
+
 class Escalation(ApiModel):
     """The report's outbox entry for its Linear issue."""
 
@@ -257,6 +306,14 @@ class Escalation(ApiModel):
     last_error: str | None = Field(default=None, max_length=2048)
     last_attempt: datetime | None = None
     markdown: str | None = Field(default=None, max_length=65536)
+    episode: int = Field(default=1, ge=1)
+    previous_issue_id: str | None = None
+    linked_report: str | None = None
+    next_attempt: datetime | None = None
+    failed_with: str | None = None
+    attachment_synced: str | None = None
+    attachment_wanted: str | None = None
+    comments: list[OwedComment] = Field(default_factory=list, max_length=20)
 
 
 class TemplateChange(ApiModel):
@@ -325,6 +382,8 @@ class ObjectMeta(ApiModel):
 
     name: str
     namespace: str
+    # Set by the apiserver; read back, never written (an issue id derives from it).
+    uid: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     owner_references: list[dict[str, Any]] = Field(default_factory=list)

@@ -28,6 +28,7 @@ class Touch(StrEnum):
     SERVICE_ACCOUNT = "serviceAccount"
     RBAC = "rbac"
     SECURITY_CONTEXT = "securityContext"
+    SECRET = "secret"  # a credential the workload reads (rotating it is an access change)
     VOLUMES = "volumes"
     PERSISTENT_VOLUME_CLAIM = "persistentVolumeClaim"
     STORAGE_CLASS = "storageClass"
@@ -38,7 +39,13 @@ class Touch(StrEnum):
     NODES = "nodes"
 
 
-_ACCESS = {Touch.IMAGE_PULL_SECRETS, Touch.SERVICE_ACCOUNT, Touch.RBAC, Touch.SECURITY_CONTEXT}
+_ACCESS = {
+    Touch.IMAGE_PULL_SECRETS,
+    Touch.SERVICE_ACCOUNT,
+    Touch.RBAC,
+    Touch.SECURITY_CONTEXT,
+    Touch.SECRET,
+}
 _DATA = {Touch.VOLUMES, Touch.PERSISTENT_VOLUME_CLAIM, Touch.STORAGE_CLASS}
 _ROLLOUT = {Touch.ROLLBACK, Touch.DEPLOY_STRATEGY}
 
@@ -112,8 +119,13 @@ def ready_and_desired(workload: KubeObject | None) -> tuple[int, int]:
     if kind == "DaemonSet":
         return _count(status.get("numberReady")), _count(status.get("desiredNumberScheduled"))
     if kind == "Job":
-        running = _count(status.get("ready")) or _count(status.get("active"))
-        return running, _count(spec.get("parallelism"), 1)
+        # `active` counts pods that exist, crash-looping ones too; `ready` those that serve.
+        # A Job wants `parallelism` pods, fewer when fewer completions are left.
+        desired = _count(spec.get("parallelism"), 1)
+        completions = spec.get("completions")
+        if isinstance(completions, int) and not isinstance(completions, bool):
+            desired = min(desired, max(0, completions - _count(status.get("succeeded"))))
+        return _count(status.get("ready")), desired
     return _count(status.get("readyReplicas")), _count(spec.get("replicas"), 1)
 
 

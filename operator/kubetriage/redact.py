@@ -139,15 +139,23 @@ _NOT_SECRET_SUFFIXES = (
     "header", "field", "mount", "volume", "format",
 )  # fmt: skip
 # `*_key` is a secret unless the first part says what kind of non-secret key it is.
-_NOT_SECRET_KEY_KINDS = frozenset(
-    {"public", "primary", "foreign", "sort", "partition", "cache", "routing", "label", "selector"}
-)
+_NOT_SECRET_KEY_KINDS = frozenset({
+    "public", "primary", "foreign", "sort", "partition", "cache", "routing", "label", "selector",
+    "topology",
+})  # fmt: skip
 # Values that hold nothing secret: empty, masked, null-ish, or a reference to another variable.
 _PLACEHOLDER = re.compile(rf"(?i)\*{{0,64}}|\[REDACTED\]|null|nil|none|true|false|{_ENV_REF}")
 # "failed to fetch anonymous token: unexpected status" is a sentence, not a key and its value.
 _PROSE_BEFORE = re.compile(r"[A-Za-z][ \t]")
 _PROSE_AFTER = re.compile(r"[ \t]+[a-z]+(?![\w.-]*[:=])")  # a next word that is not a key
 _PROSE_WORD = re.compile(r"[a-z]+")
+# What a message says next after naming a credential ("failed SASL auth: FATAL: password
+# authentication failed", MySQL's "(using password: YES)"): the word a secret is named by is not
+# the secret, and neither are these. Only after `: ` in prose, never after `=`.
+_MESSAGE_WORD = re.compile(
+    r"(?i)fatal|error|err|panic|critical|crit|warn|warning|yes|no|failed|invalid|denied"
+    r"|refused|rejected|expired|missing|required|unauthori[sz]ed|forbidden"
+)
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
 
 
@@ -281,15 +289,19 @@ def _secret_kv(match: re.Match[str]) -> str:
 def _in_prose(match: re.Match[str]) -> bool:
     """Whether `key: value` is part of a message ("fetch token: unexpected status from").
 
-    Only a lowercase word after `: ` counts, and only when a word comes before the key or a word
-    that is not another key comes after the value: YAML (`password: x` alone on its line),
-    `user: a password: b`, logfmt (`=`) and values with digits or capitals are still redacted.
+    Only a lowercase word (or one of the words a message goes on with: FATAL, YES) after `: `
+    counts, and only when a word comes before the key or a word that is not another key comes
+    after the value: YAML (`password: x` alone on its line), `user: a password: b`, logfmt (`=`)
+    and values with digits or capitals are still redacted.
     """
     sep, start, end = match["sep"], match.start(), match.end()
     return (
         sep.strip() == ":"
         and sep[-1] in " \t"
-        and _PROSE_WORD.fullmatch(match["val"]) is not None
+        and (
+            _PROSE_WORD.fullmatch(match["val"]) is not None
+            or _MESSAGE_WORD.fullmatch(match["val"].removesuffix(":")) is not None
+        )
         and (
             _PROSE_BEFORE.fullmatch(match.string, max(0, start - 2), start) is not None
             or _PROSE_AFTER.match(match.string, end) is not None

@@ -142,16 +142,18 @@ def test_kubectl_get_diag_shows_the_printer_columns(
         "CAUSE",
         "SEVERITY",
         "PHASE",
+        "ESCALATION",
         "ISSUE",
         "AGE",
     ]
-    assert row.split()[:7] == [
+    assert row.split()[:8] == [
         "deployment-api-crashloopbackoff",
         "api",
         "CrashLoopBackOff",
         "CrashLoop.DependencyUnavailable",
         "critical",
         "Open",
+        "Opened",
         "OPS-123",
     ]
     wide = cluster.kubectl("get", "dr", "-n", namespace, "-o", "wide").stdout.splitlines()[0]

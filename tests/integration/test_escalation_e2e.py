@@ -50,6 +50,7 @@ def escalating_operator(
             "KUBETRIAGE_LINEAR_API_KEY": standin.api_key,
             "KUBETRIAGE_LINEAR_TEAM_ID": DEFAULT_TEAM_ID,
             "KUBETRIAGE_LINEAR_TIMEOUT_SECONDS": "2",
+            **FAST_RETRIES,
         },
     )
     escalating.start()
@@ -58,6 +59,14 @@ def escalating_operator(
     finally:
         escalating.stop()
         operator.start()
+
+
+# Delivery's back-off scaled down, so that outages longer than any schedule fit in a test.
+FAST_RETRIES = {
+    "KUBETRIAGE_LINEAR_RETRY_BASE_SECONDS": "0.5",
+    "KUBETRIAGE_LINEAR_RETRY_MAX_SECONDS": "2",
+    "KUBETRIAGE_LINEAR_FAILED_RETRY_SECONDS": "5",
+}
 
 
 def production_namespace(cluster: LocalCluster, namespace: str) -> None:
@@ -74,11 +83,17 @@ def escalation_of(cluster: LocalCluster, namespace: str, name: str, symptom: str
 def wait_for_state(
     cluster: LocalCluster, namespace: str, name: str, symptom: str, state: str, timeout: float = 90
 ) -> dict[str, Any]:
+    seen: list[dict[str, Any]] = [{}]
+
     def reached() -> dict[str, Any] | None:
-        escalation = escalation_of(cluster, namespace, name, symptom)
+        seen[0] = report_of(cluster, namespace, name, symptom).get("status") or {}
+        escalation: dict[str, Any] = seen[0].get("escalation") or {}
         return escalation if escalation.get("state") == state else None
 
-    return wait_until(reached, timeout=timeout, what=f"escalation {state} for {name}")
+    try:
+        return wait_until(reached, timeout=timeout, what=f"escalation {state} for {name}")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; the report's status: {seen[0]!r}") from None
 
 
 def issues_for(standin: LinearStandin, name: str) -> list[Any]:
@@ -192,7 +207,7 @@ def test_relapse_and_resolution_each_add_one_comment(
                              image="registry.example/cycler:3"))  # fmt: skip
     wait_until(lambda: len(standin.comments_on(opened["issueId"])) == 2, what="relapse comment")
     bodies = [c.body for c in standin.comments_on(opened["issueId"])]
-    assert bodies[0].startswith("Resolved")
+    assert bodies[0].startswith("## Resolved")
     assert bodies[1].startswith("Relapsed")
     assert len(issues_for(standin, "cycler")) == 1
 

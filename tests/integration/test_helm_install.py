@@ -228,6 +228,8 @@ RBAC_MATRIX = [
     ("list", "storageclasses.storage.k8s.io", None, True),
     ("list", "services", None, True),
     ("list", "endpoints", None, True),
+    ("list", "endpointslices.discovery.k8s.io", None, True),
+    ("get", "persistentvolumes", None, True),
     ("list", "resourcequotas", None, True),
     ("create", "diagnosisreports.kubetriage.io", PRODUCTION, True),
     ("patch", "diagnosisreports.kubetriage.io", PRODUCTION, True),

@@ -382,3 +382,28 @@ def test_every_log_line_of_a_diagnosis_carries_its_id(
     assert diagnosed, "the operator logs one JSON line per diagnosis"
     assert all(len(line["diagnosis_id"]) == 12 for line in diagnosed)
     assert all(line["target"] == f"deployment/traced -n {namespace}" for line in diagnosed)
+
+
+def test_many_diagnoses_with_dry_runs_at_once_see_no_protocol_error(
+    cluster: LocalCluster, operator: OperatorProcess, namespace: str
+) -> None:
+    """Each OOM report's patch is dry-run by the apiserver (a Deployment, tens of KB, comes
+    back) while other diagnoses read and write on the same connection pool: no request may read
+    another's answer (ProtocolError / BadStatusLine), none may fail and be retried."""
+    before = operator.scrape()
+    offset = operator.log_path.stat().st_size
+    names = [f"load-{i}" for i in range(24)]
+    cluster.apply(
+        [deployment(n, namespace, simulate="OOMKilled", limits={"memory": "256Mi"}) for n in names]
+    )
+    for name in names:
+        report = wait_for_report(cluster, namespace, name, "OOMKilled", operator=operator)
+        assert report["status"]["recommendation"]["dryRun"]["result"] == "Passed", name
+    with operator.log_path.open("rb") as log:
+        log.seek(offset)
+        written = log.read().decode("utf-8", "replace")
+    for sign in ("ProtocolError", "BadStatusLine", "Connection aborted", "RemoteDisconnected"):
+        assert sign not in written, sign
+    after = operator.scrape()
+    failures = "kubetriage_diagnosis_failures_total"
+    assert after.get(failures, 0.0) == before.get(failures, 0.0), "no diagnosis was retried"

@@ -397,7 +397,11 @@ clients/kube.py          read_namespaced_pod_log                 core           
 clients/kube.py          list_namespaced_event                   core           events                  list   ClusterRole
 clients/kube.py          list_node                               core           nodes                   list   ClusterRole
 clients/kube.py          read_namespaced_persistent_volume_claim core           persistentvolumeclaims  get    ClusterRole
+clients/kube.py          read_persistent_volume                  core           persistentvolumes       get    ClusterRole
 clients/kube.py          read_namespaced_service                 core           services                get    ClusterRole
+clients/kube.py          list_namespaced_service                 core           services                list   ClusterRole
+clients/kube.py          list_service_for_all_namespaces         core           services                list   ClusterRole
+clients/kube.py          list_namespaced_endpoint_slice          discovery.k8s.io endpointslices        list   ClusterRole
 clients/kube.py          read_namespaced_endpoints               core           endpoints               get    ClusterRole
 clients/kube.py          list_namespaced_resource_quota          core           resourcequotas          list   ClusterRole
 clients/kube.py          read_namespaced_service_account         core           serviceaccounts         get    ClusterRole
@@ -434,6 +438,7 @@ reports/dry_run.py       patch_namespaced_replica_set            apps           
 reports/dry_run.py       patch_namespaced_job                    batch          jobs                    patch  dryRun
 reports/dry_run.py       patch_namespaced_cron_job               batch          cronjobs                patch  dryRun
 reports/dry_run.py       patch_namespaced_pod                    core           pods                    patch  dryRun
+reports/dry_run.py       patch_namespaced_resource_quota         core           resourcequotas          patch  dryRun
 runtime/leader.py        get_namespaced_custom_object            coordination.k8s.io leases             get    Role
 runtime/leader.py        create_namespaced_custom_object         coordination.k8s.io leases             create Role
 runtime/leader.py        replace_namespaced_custom_object        coordination.k8s.io leases             update Role
@@ -638,6 +643,7 @@ FULL_ENVIRONMENT = {
     "KUBETRIAGE_PROMETHEUS_URL": "http://prometheus-operated.monitoring.svc:9090",
     "KUBETRIAGE_PROMETHEUS_TIMEOUT_SECONDS": "3",
     "KUBETRIAGE_PROMETHEUS_WINDOW_SECONDS": "43200",
+    "KUBETRIAGE_PROMETHEUS_STEP_SECONDS": "30",
     "KUBETRIAGE_LOG_FORMAT": "console",
 }
 
@@ -692,7 +698,7 @@ def test_no_value_could_hold_a_linear_key() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert set(schema["properties"]["linear"]["properties"]) == {
         "enabled", "existingSecret", "existingSecretKey", "teamId", "labelIds", "apiUrl",
-        "timeoutSeconds",
+        "timeoutSeconds", "reopenWithinSeconds", "resolvedState",
     }  # fmt: skip
 
 

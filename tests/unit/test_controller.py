@@ -10,8 +10,10 @@ is tested on the real control plane in tests/integration.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +30,8 @@ from kubetriage.k8s.time import format_time
 from kubetriage.models import DiagnosisReport, Symptom
 from kubetriage.playbooks import base
 from kubetriage.playbooks.crashloop import CrashLoopPlaybook
+from kubetriage.reports.store import ReportStore
+from kubetriage.runtime import controller as controller_module
 from kubetriage.runtime.controller import Controller
 
 SCENARIO = SCENARIOS_DIR / "crashloop-application-error.json"
@@ -53,6 +57,18 @@ class MemoryStore:
         self.reports[key] = stored
         self.writes.append(stored)
         return stored
+
+    def apply_object(self, report: DiagnosisReport) -> dict[str, Any]:
+        body = report.to_api()
+        body.pop("status", None)
+        key = (report.metadata.namespace, report.metadata.name)
+        prior = self.reports.get(key, {})
+        stored = {**prior, **body, "metadata": {**body["metadata"], "uid": "uid-" + key[1]}}
+        self.reports[key] = stored
+        self.writes.append(stored)
+        return stored
+
+    object_differs = staticmethod(ReportStore.object_differs)
 
     def apply_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         stored = {**self.reports[(namespace, name)], "status": status}
@@ -184,3 +200,122 @@ async def test_the_grace_period_counts_from_when_the_loop_began_not_the_last_sta
     await ctl.close()
     assert report["status"]["rootCause"]["category"].startswith("CrashLoop.")
     assert ctl.diagnoses == 1
+
+
+async def test_after_a_restart_an_open_report_of_a_failing_workload_is_diagnosed_again() -> None:
+    """SIGKILL between the report's write and its escalation: the restarted operator finds an
+    Open report without `status.escalation`; the workload still fails, so it is diagnosed
+    again (and its escalation planned), not left waiting for a resolution that never comes."""
+    reader = SnapshotReader.from_file(SCENARIO)
+    ctl, store, _ = controller(lambda: reader)
+    for pod in crash_looping_pods():
+        await ctl.on_pod(None, pod)
+    first = await wait_until_async(
+        lambda: store.get("shop", "deployment-orders-crashloopbackoff"), what="a report"
+    )
+    await ctl.close()
+    left = {**first, "status": {k: v for k, v in first["status"].items() if k != "escalation"}}
+    store.reports[("shop", "deployment-orders-crashloopbackoff")] = left
+    store.writes.clear()
+
+    restarted, _, _ = controller(lambda: reader)
+    restarted.store = store  # type: ignore[assignment]
+    await restarted.adopt_open_reports()
+    for pod in crash_looping_pods():
+        await restarted.on_pod(None, pod)  # kopf's initial listing after the start
+    report = await wait_until_async(
+        lambda: (
+            (store.get("shop", "deployment-orders-crashloopbackoff") or {})
+            .get("status", {})
+            .get("escalation")
+        ),
+        what="the escalation planned after the restart",
+    )
+    await restarted.close()
+    # The same plan the first run made: a test without Linear records that nothing was sent.
+    assert report["state"] == first["status"]["escalation"]["state"] == "NotSent"
+    assert restarted.diagnoses == 1
+
+
+async def test_the_diagnosed_event_follows_the_report_when_its_summary_changes() -> None:
+    """The workload's `Diagnosed` Event says what the report says now: a third pod joining
+    the crash loop moves both from "2 of 2" to "3 of 3"."""
+    reader = SnapshotReader.from_file(SCENARIO)
+    ctl, store, events = controller(lambda: reader)
+    (looping,) = [p for p in crash_looping_pods() if p["metadata"]["name"].endswith("zpqsc")]
+    pods = []
+    for suffix in ("a", "b", "c"):
+        pod = copy.deepcopy(looping)
+        pod["metadata"]["name"] += f"-{suffix}"
+        pods.append(pod)
+    for pod in pods[:2]:
+        await ctl.on_pod(None, pod)
+    await wait_until_async(lambda: ctl.diagnoses == 1, what="the first diagnosis")
+    for pod in pods[2:]:
+        await ctl.on_pod(None, pod)
+    await wait_until_async(lambda: ctl.diagnoses == 2, what="the diagnosis with every pod")
+    await ctl.close()
+    report = store.get("shop", "deployment-orders-crashloopbackoff")
+    assert report is not None
+    said = [message for reason, message in events.emitted if reason == "Diagnosed"]
+    assert len(said) == 2
+    assert said[0] != said[1]
+    assert report["status"]["rootCause"]["summary"] in said[-1]
+
+
+async def test_a_container_that_dies_again_is_new_evidence_diagnosed_again_at_most_so_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cause named at the first kill, on little history, is revisited when the container dies
+    again (its restart count grows), no sooner than REFRESH_SECONDS after the last diagnosis; a
+    pod event that shows no new death diagnoses nothing."""
+    monkeypatch.setattr(controller_module, "REFRESH_SECONDS", 0.6)
+    reader = SnapshotReader.from_file(SCENARIO)
+    ctl, _, _ = controller(lambda: reader)
+    (looping,) = [p for p in crash_looping_pods() if p["metadata"]["name"].endswith("zpqsc")]
+    await ctl.on_pod(None, looping)
+    await wait_until_async(lambda: ctl.diagnoses == 1, what="the first diagnosis")
+    first = asyncio.get_running_loop().time()
+    await ctl.on_pod("MODIFIED", copy.deepcopy(looping))  # the same status again
+    await asyncio.sleep(1.0)
+    assert ctl.diagnoses == 1
+    died_again = copy.deepcopy(looping)
+    died_again["status"]["containerStatuses"][0]["restartCount"] += 1
+    await ctl.on_pod("MODIFIED", died_again)
+    await wait_until_async(lambda: ctl.diagnoses == 2, what="the diagnosis after one more death")
+    await ctl.close()
+    assert asyncio.get_running_loop().time() - first >= 0.6
+
+
+async def test_a_delivery_woken_by_the_watch_mid_write_reads_the_report_once_written() -> None:
+    """The watch can deliver a report's new status before the write that made it returns
+    (seen live: kopf's handler ran while the status PATCH was in flight, read no escalation,
+    and the report stayed Pending until a restart). A read for delivery waits for the writer."""
+    loop = asyncio.get_running_loop()
+    reads: list[concurrent.futures.Future[dict[str, Any] | None]] = []
+
+    class WatchedStore(MemoryStore):
+        def apply_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+            # The watch event for this write reaches the operator before the write returns.
+            reads.append(asyncio.run_coroutine_threadsafe(ctl.fetch(namespace, name), loop))
+            time.sleep(0.3)
+            return super().apply_status(namespace, name, status)
+
+    reader = SnapshotReader.from_file(SCENARIO)
+    settings = Settings(grace_seconds=0, resolve_after_seconds=300, dry_run=False)
+    store = WatchedStore()
+    ctl = Controller(settings, store, MemoryEvents(), lambda: reader)  # type: ignore[arg-type]
+    for pod in crash_looping_pods():
+        await ctl.on_pod(None, pod)
+    await wait_until_async(lambda: reads, what="a status write")
+    read = await asyncio.wrap_future(reads[0])
+    await ctl.close()
+
+    assert read is not None, "the delivery read no report"
+    stored = store.get(*key_of(read))
+    assert stored is not None
+    assert read.get("status") == stored["status"], "it read the report half-written"
+
+
+def key_of(report: dict[str, Any]) -> tuple[str, str]:
+    return report["metadata"]["namespace"], report["metadata"]["name"]

@@ -6,7 +6,14 @@ the user-facing behaviour for files that are not snapshots at all (exit code 2, 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +23,7 @@ from hypothesis import strategies as st
 
 from helpers import SCENARIOS_DIR
 from kubetriage.cli import main
-from kubetriage.clients.snapshot import SnapshotReader
+from kubetriage.clients.snapshot import MAX_SNAPSHOT_BYTES, SnapshotError, SnapshotReader
 from kubetriage.diagnosis import diagnose
 from kubetriage.reports.build import build_report
 
@@ -206,3 +213,265 @@ def test_a_plain_kubectl_list_without_kubetriage_items_is_a_snapshot(
     assert main(["diagnose", "--snapshot", str(path), "-o", "json"]) == 0
     reports = json.loads(capsys.readouterr().out)["items"]
     assert [r["status"]["rootCause"]["category"] for r in reports] == ["ImagePull.NotFound"]
+
+
+# --- issue 15: input that crashed it, each with a Python traceback --------------------------
+
+
+def write_snapshot(tmp_path: Path, items: list[dict[str, Any]], name: str = "s.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    return path
+
+
+def diagnose_file(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`kubetriage diagnose --snapshot path -o json`: exit code, stdout, stderr."""
+    code = main(["diagnose", "--snapshot", str(path), "-o", "json"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_refused(code: int, out: str, err: str, message: str) -> None:
+    """Exit 2, nothing on stdout, one line on stderr that says `message`."""
+    assert (code, out) == (2, ""), err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("kubetriage diagnose: ")
+    assert message in line
+
+
+def test_a_replica_set_owner_without_a_name_still_finds_the_deployment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = load_items("crashloop-application-error.json")
+    for item in items:
+        if item["kind"] == "ReplicaSet":
+            for owner in item["metadata"]["ownerReferences"]:
+                del owner["name"]
+    code, out, err = diagnose_file(write_snapshot(tmp_path, items), capsys)
+    assert code == 0, err
+    (report,) = json.loads(out)["items"]
+    # The ReplicaSet's own name and the pods' pod-template-hash still say whose it is.
+    assert report["spec"]["target"]["kind"] == "Deployment"
+    assert report["spec"]["target"]["name"] == "orders"
+    assert report["status"]["rootCause"]["category"] == "CrashLoop.ApplicationError"
+
+
+def test_json_nested_deeper_than_the_reader_follows_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text('{"kind": "List", "items": [' + "[" * 6000 + "]" * 6000 + "]}")
+    assert_refused(*diagnose_file(path, capsys), "nested")
+
+
+def test_an_item_nested_deeper_than_any_api_object_is_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = load_items("crashloop-application-error.json")
+    deep: Any = "bottom"
+    for _ in range(500):  # deep enough to break a recursive copy or dump, shallow for json
+        deep = {"nested": deep}
+    next(i for i in items if i["kind"] == "Node")["metadata"]["annotations"] = {"x": deep}
+    code, out, err = diagnose_file(write_snapshot(tmp_path, items), capsys)
+    assert code == 0
+    assert len(json.loads(out)["items"]) == 1
+    assert "skipped 1 malformed item(s)" in err
+
+
+def test_an_integer_of_100000_digits_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bigint.json"
+    path.write_text('{"kind": "List", "items": [{"kind": "Pod", "x": ' + "9" * 100_000 + "}]}")
+    assert_refused(*diagnose_file(path, capsys), "is not a JSON snapshot")
+
+
+@pytest.mark.parametrize(
+    "number",
+    [str(2**64), "-" + "9" * 300, "1e999", "NaN", "-Infinity"],
+    ids=["uint64-overflow", "300-digits", "float-overflow", "nan", "-inf"],
+)
+def test_a_number_no_apiserver_writes_makes_its_item_malformed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], number: str
+) -> None:
+    items = load_items("oom-memory-leak.json")
+    series = next(i for i in items if i["kind"] == "MetricSeries")
+    series["samples"][0][1] = "NUMBER"
+    path = write_snapshot(tmp_path, items)
+    path.write_text(path.read_text().replace('"NUMBER"', number))
+    code, out, err = diagnose_file(path, capsys)
+    assert code == 0, err
+    assert [r["status"]["rootCause"]["category"] for r in json.loads(out)["items"]]
+    assert "skipped 1 malformed item(s)" in err
+
+
+@pytest.mark.parametrize("where", ["image", "log", "event", "pod-name", "label-key"])
+def test_a_lone_surrogate_from_the_cluster_becomes_a_replacement_character(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    scenario = (
+        "imagepull-not-found.json" if where == "image" else "crashloop-application-error.json"
+    )
+    items = load_items(scenario)
+    pod = next(i for i in items if i["kind"] == "Pod")
+    if where == "image":
+        for container in (c for i in items if i["kind"] == "Pod" for c in i["spec"]["containers"]):
+            container["image"] += "\ud800"
+    elif where == "log":
+        log = next(i for i in items if i["kind"] == "ContainerLog")
+        log["text"] = log["text"].replace("\n", "\n\udfff ERROR \ud800 ", 5)
+    elif where == "event":
+        for event in (i for i in items if i["kind"] == "Event"):
+            event["message"] += " \udc80"
+    elif where == "pod-name":
+        pod["metadata"]["name"] += "\ud800"
+    else:
+        pod["metadata"]["labels"]["\udbff"] = "x"
+    # json.dumps writes a lone surrogate as the escape \ud800, which json.loads reads back.
+    code, out, err = diagnose_file(write_snapshot(tmp_path, items), capsys)
+    assert code == 0, err
+    reports = json.loads(out)["items"]
+    assert reports
+    assert out.encode("utf-8")  # the report is valid UTF-8: no surrogate made it through
+    if where in {"image", "pod-name"}:
+        assert "\ufffd" in out
+
+
+@pytest.mark.parametrize("items", [{}, {"a": 1}, "pods", 3, None, True])
+def test_a_list_whose_items_is_not_a_list_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], items: Any
+) -> None:
+    path = tmp_path / "list.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    assert_refused(*diagnose_file(path, capsys), "'items' is not a list")
+
+
+ONE_GIB = 1 << 30
+
+
+def diagnose_in_a_gibibyte(snapshot: str) -> subprocess.CompletedProcess[str]:
+    """`kubetriage diagnose --snapshot <snapshot>` in a process that may map at most 1 GiB, so
+    that reading a huge input whole fails the test instead of exhausting the machine."""
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (ONE_GIB, ONE_GIB))
+
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "kubetriage"), "diagnose", "--snapshot", snapshot],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        preexec_fn=limit_memory,
+    )
+
+
+def test_the_snapshot_size_limit_is_512_mib() -> None:
+    assert MAX_SNAPSHOT_BYTES == 512 * 1024 * 1024
+
+
+@pytest.mark.parametrize("size", [MAX_SNAPSHOT_BYTES + 1, 2 * ONE_GIB], ids=["limit+1", "2GiB"])
+def test_a_file_over_the_size_limit_is_refused_without_reading_it(
+    tmp_path: Path, size: int
+) -> None:
+    path = tmp_path / "huge.json"
+    with path.open("wb") as handle:
+        handle.truncate(size)  # sparse: no disk used, as a 1 GB sparse file is
+    result = diagnose_in_a_gibibyte(str(path))
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line == (
+        f"kubetriage diagnose: {path} is larger than the 512 MiB a snapshot may have ({size} bytes)"
+    )
+
+
+def test_dev_zero_is_refused_at_once() -> None:
+    started = time.monotonic()
+    result = diagnose_in_a_gibibyte("/dev/zero")
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("kubetriage diagnose: /dev/zero is not a JSON snapshot")
+    assert time.monotonic() - started < 30
+
+
+def test_an_endless_stream_is_read_up_to_the_limit_and_no_further(tmp_path: Path) -> None:
+    fifo = tmp_path / "endless.json"
+    os.mkfifo(fifo)
+    written = 0
+
+    def write_forever() -> None:
+        nonlocal written
+        with contextlib.suppress(BrokenPipeError), fifo.open("wb") as pipe:
+            pipe.write(b'{"kind": "List", "items": [')
+            while True:  # a JSON document that never ends, until the reader hangs up
+                written += pipe.write(b" " * 65536)
+
+    writer = threading.Thread(target=write_forever, daemon=True)
+    writer.start()
+    with pytest.raises(SnapshotError, match=r"is larger than the 1 MiB a snapshot may have"):
+        SnapshotReader.from_file(fifo, max_bytes=1 << 20)
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    # What was read, plus what the pipe's buffer (64 KiB on Linux) and one write held.
+    assert written <= (1 << 20) + 4 * 65536
+
+
+# Found by tests/unit/test_snapshot_mutations.py, each a playbook failure (exit 1) before.
+
+
+def mutated(name: str, change: Any) -> list[dict[str, Any]]:
+    items = load_items(name)
+    change(items)
+    return items
+
+
+def set_node_memory(items: list[dict[str, Any]], value: str) -> None:
+    for node in (i for i in items if i["kind"] == "Node"):
+        node["status"]["allocatable"]["memory"] = value
+
+
+def set_owner_name(items: list[dict[str, Any]], value: str) -> None:
+    for item in (i for i in items if i["kind"] == "ReplicaSet"):
+        for owner in item["metadata"]["ownerReferences"]:
+            owner["name"] = value
+
+
+def set_event_times(items: list[dict[str, Any]], value: str) -> None:
+    for event in (i for i in items if i["kind"] == "Event"):
+        event["firstTimestamp"] = event["lastTimestamp"] = value
+
+
+def set_creation_time(items: list[dict[str, Any]], value: str) -> None:
+    for item in items:
+        if isinstance(item.get("metadata"), dict):
+            item["metadata"]["creationTimestamp"] = value
+
+
+@pytest.mark.parametrize(
+    ("scenario", "change"),
+    [
+        ("pending-node-selector-mismatch.json", lambda i: set_node_memory(i, "1e309")),
+        ("pending-insufficient-resources.json", lambda i: set_node_memory(i, "9" * 30 + "Ei")),
+        ("oom-limit-too-low.json", lambda i: set_creation_time(i, "0001-01-01T00:00:00+14:00")),
+        ("oom-limit-too-low.json", lambda i: set_creation_time(i, "9999-12-31T23:59:59-14:00")),
+        ("oom-node-pressure.json", lambda i: set_event_times(i, "0001-01-01T00:00:00Z")),
+        ("oom-node-pressure.json", lambda i: set_event_times(i, "9999-12-31T23:59:59Z")),
+        ("crashloop-application-error.json", lambda i: set_owner_name(i, "x" * 1000)),
+    ],
+    ids=[
+        "quantity-1e309",
+        "quantity-beyond-int64",
+        "time-before-year-1",
+        "time-after-9999",
+        "go-zero-time",
+        "last-day-of-9999",
+        "owner-name-1000",
+    ],
+)
+def test_values_no_apiserver_holds_degrade_the_diagnosis_and_never_fail_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], scenario: str, change: Any
+) -> None:
+    code, out, err = diagnose_file(write_snapshot(tmp_path, mutated(scenario, change)), capsys)
+    assert code == 0, err
+    for report in json.loads(out)["items"]:
+        assert report["status"]["rootCause"]["category"]

@@ -30,16 +30,37 @@ from graphql import (
 
 from helpers import SHARED_DIR
 from kubetriage.escalation import documents as docs
+from kubetriage.escalation.linear import root_field
 
 SCHEMA_PATH = SHARED_DIR / "linear" / "schema.graphql"
 
 NAMED = {
     "ISSUE_CREATE": docs.ISSUE_CREATE,
     "ISSUE_BY_ID": docs.ISSUE_BY_ID,
+    "ISSUE_UPDATE_STATE": docs.ISSUE_UPDATE_STATE,
+    "WORKFLOW_STATES": docs.WORKFLOW_STATES,
     "ATTACHMENTS_FOR_URL": docs.ATTACHMENTS_FOR_URL,
     "ATTACHMENT_CREATE": docs.ATTACHMENT_CREATE,
     "COMMENT_CREATE": docs.COMMENT_CREATE,
+    "COMMENT_BY_ID": docs.COMMENT_BY_ID,
+    "ISSUE_RELATION_CREATE": docs.ISSUE_RELATION_CREATE,
+    "ISSUE_RELATION_BY_ID": docs.ISSUE_RELATION_BY_ID,
     "VIEWER": docs.VIEWER,
+}
+
+# The root field each document selects: what `LinearError.operation` names when it fails.
+ROOT_FIELDS = {
+    "ISSUE_CREATE": "issueCreate",
+    "ISSUE_BY_ID": "issue",
+    "ISSUE_UPDATE_STATE": "issueUpdate",
+    "WORKFLOW_STATES": "team",
+    "ATTACHMENTS_FOR_URL": "attachmentsForURL",
+    "ATTACHMENT_CREATE": "attachmentCreate",
+    "COMMENT_CREATE": "commentCreate",
+    "COMMENT_BY_ID": "comment",
+    "ISSUE_RELATION_CREATE": "issueRelationCreate",
+    "ISSUE_RELATION_BY_ID": "issueRelation",
+    "VIEWER": "viewer",
 }
 
 # What each document declares: the contract linear.py fills in.
@@ -53,14 +74,25 @@ VARIABLES = {
         "labelIds": "[String!]",
     },
     "ISSUE_BY_ID": {"id": "String!"},
+    "ISSUE_UPDATE_STATE": {"id": "String!", "stateId": "String!"},
+    "WORKFLOW_STATES": {"teamId": "String!", "after": "String"},
     "ATTACHMENTS_FOR_URL": {"url": "String!"},
     "ATTACHMENT_CREATE": {
         "issueId": "String!",
         "url": "String!",
         "title": "String!",
         "subtitle": "String",
+        "metadata": "JSONObject",
     },
     "COMMENT_CREATE": {"issueId": "String!", "body": "String!", "id": "String"},
+    "COMMENT_BY_ID": {"id": "String!"},
+    "ISSUE_RELATION_CREATE": {
+        "id": "String",
+        "issueId": "String!",
+        "relatedIssueId": "String!",
+        "type": "IssueRelationType!",
+    },
+    "ISSUE_RELATION_BY_ID": {"id": "String!"},
     "VIEWER": {},
 }
 
@@ -71,12 +103,18 @@ INPUTS = {
         "IssueCreateInput",
         {"id", "teamId", "title", "description", "priority", "labelIds"},
     ),
+    "ISSUE_UPDATE_STATE": ("issueUpdate", "IssueUpdateInput", {"stateId"}),
     "ATTACHMENT_CREATE": (
         "attachmentCreate",
         "AttachmentCreateInput",
-        {"issueId", "url", "title", "subtitle"},
+        {"issueId", "url", "title", "subtitle", "metadata"},
     ),
     "COMMENT_CREATE": ("commentCreate", "CommentCreateInput", {"issueId", "body", "id"}),
+    "ISSUE_RELATION_CREATE": (
+        "issueRelationCreate",
+        "IssueRelationCreateInput",
+        {"id", "issueId", "relatedIssueId", "type"},
+    ),
 }
 
 
@@ -145,8 +183,10 @@ def test_mutation_input_fields_match_the_input_type(schema: GraphQLSchema, name:
     [selection] = op.selection_set.selections
     assert isinstance(selection, FieldNode)
     assert selection.name.value == field_name
-    [argument] = selection.arguments or ()
-    assert argument.name.value == "input"
+    # The input object; a mutation may take other arguments beside it (issueUpdate's `id`).
+    [argument] = [a for a in selection.arguments or () if a.name.value == "input"]
+    others = [a.value for a in selection.arguments or () if a.name.value != "input"]
+    assert all(isinstance(value, VariableNode) for value in others), f"{name}: a literal argument"
     assert isinstance(argument.value, ObjectValueNode), f"{name} spells its input out"
 
     fields: dict[str, ObjectFieldNode] = {f.name.value: f for f in argument.value.fields}
@@ -163,6 +203,33 @@ def test_mutation_input_fields_match_the_input_type(schema: GraphQLSchema, name:
         )
         if is_non_null_type(wanted):
             assert is_non_null_type(declared), f"{name}.{field} is required by {type_name}"
+
+
+@pytest.mark.parametrize("name", list(NAMED))
+def test_the_client_names_each_documents_root_field(name: str) -> None:
+    [selection] = operation(parse(NAMED[name])).selection_set.selections
+    assert isinstance(selection, FieldNode)
+    assert selection.name.value == ROOT_FIELDS[name]
+    assert root_field(NAMED[name]) == ROOT_FIELDS[name]
+
+
+def test_the_issue_documents_read_every_field_an_issue_ref_carries() -> None:
+    # create_issue, get_issue, find_issue_by_url and move_issue all fill the whole IssueRef.
+    for name in ("ISSUE_CREATE", "ISSUE_BY_ID", "ISSUE_UPDATE_STATE", "ATTACHMENTS_FOR_URL"):
+        text = NAMED[name]
+        for field in ("identifier", "completedAt", "canceledAt", "state {", "team {"):
+            assert field in text, f"{name} does not read {field}"
+
+
+@pytest.mark.parametrize("name", ["ISSUE_CREATE", "COMMENT_CREATE", "ISSUE_RELATION_CREATE"])
+def test_the_creates_the_client_reads_back_accept_a_client_supplied_id(
+    schema: GraphQLSchema, name: str
+) -> None:
+    # Idempotency of issues, comments and relations rests on naming them before Linear does.
+    _, type_name, _ = INPUTS[name]
+    input_type = schema.get_type(type_name)
+    assert isinstance(input_type, GraphQLInputObjectType)
+    assert "id" in input_type.fields
 
 
 def test_issue_create_input_takes_a_client_supplied_id(schema: GraphQLSchema) -> None:

@@ -5,6 +5,7 @@ Every test talks HTTP to a running stand-in with httpx, as the operator's client
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -83,6 +84,13 @@ def first_error(response: httpx.Response) -> dict[str, Any]:
     return errors[0]
 
 
+def assert_says_nothing_about_the_id(error: dict[str, Any]) -> None:
+    """A duplicate-id refusal carries no words a client could match on."""
+    said = f"{error['message']} {error['extensions'].get('userPresentableMessage', '')}".lower()
+    for words in ("already", "exist", "taken", "duplicate", "unique", "conflict"):
+        assert words not in said, said
+
+
 def test_creates_numbered_issues_with_linear_fields(linear: LinearStandin) -> None:
     first = create(linear, "Deployment web: OOMKilled (3 restarts)", priority=2, labelIds=["l1"])
     second = create(linear, "Second")
@@ -116,7 +124,9 @@ def test_a_client_id_is_kept_and_a_second_create_with_it_is_refused(
     assert again.json()["data"] is None
     error = first_error(again)
     assert error["extensions"]["type"] == "invalid input"
-    assert "already exists" in error["message"]
+    # Linear's generic refusal: nothing in it says why, so a client must read the id back.
+    assert error["message"] == "Argument Validation Error"
+    assert_says_nothing_about_the_id(error)
     assert error["path"] == ["issueCreate"]
     assert [i.id for i in linear.issues_created()] == [issue_id]
 
@@ -347,7 +357,7 @@ def test_a_slow_answer_times_out_but_the_create_happens(
     wait_until(linear.issues_created, timeout=5, what="the slow create to be applied")
     retried = create(linear, id=issue_id)
 
-    assert "already exists" in first_error(retried)["message"]
+    assert first_error(retried)["message"] == "Argument Validation Error"
     assert [i.id for i in linear.issues_created()] == [issue_id]
 
 
@@ -382,3 +392,464 @@ def test_requests_are_recorded_with_headers_and_rate_limits(linear: LinearStandi
     assert int(first.headers["x-ratelimit-requests-remaining"]) == 4999
     assert int(second.headers["x-ratelimit-requests-remaining"]) == 4998
     assert int(first.headers["x-ratelimit-requests-reset"]) > 10**12  # epoch milliseconds
+
+
+# Workflow states, state changes by a person and through the API -------------------------------
+
+STATES = """
+query States($id: String!) {
+  team(id: $id) { id states { nodes { id name type position team { id } } } }
+}
+"""
+ISSUE_STATE = """
+query IssueState($id: String!) {
+  issue(id: $id) {
+    id startedAt completedAt canceledAt
+    state { id name type }
+    team { id }
+    history { nodes { actor { id name } fromState { type } toState { type } } }
+  }
+}
+"""
+MOVE = """
+mutation Move($id: String!, $input: IssueUpdateInput!) {
+  issueUpdate(id: $id, input: $input) {
+    success
+    issue { id title completedAt canceledAt state { id name type } }
+  }
+}
+"""
+WORKFLOW_STATE = "query S($id: String!) { workflowState(id: $id) { id name type position } }"
+
+
+def team_states(linear: LinearStandin, team_id: str = DEFAULT_TEAM_ID) -> list[dict[str, Any]]:
+    """The team's states, as `team(id:) { states }` answers."""
+    team = post(linear, STATES, {"id": team_id}).json()["data"]["team"]
+    nodes: list[dict[str, Any]] = team["states"]["nodes"]
+    return nodes
+
+
+def issue_state(linear: LinearStandin, key: str) -> dict[str, Any]:
+    """The issue's state fields, as `issue(id:)` answers."""
+    issue: dict[str, Any] = post(linear, ISSUE_STATE, {"id": key}).json()["data"]["issue"]
+    return issue
+
+
+def state_id(linear: LinearStandin, name: str) -> str:
+    """The id of the default team's state called `name`."""
+    return str(next(s["id"] for s in team_states(linear) if s["name"] == name))
+
+
+def test_the_team_serves_its_workflow_states_in_position_order(linear: LinearStandin) -> None:
+    nodes = team_states(linear)
+
+    assert [(s["name"], s["type"], s["position"]) for s in nodes] == [
+        ("Triage", "triage", 0.0),
+        ("Backlog", "backlog", 1.0),
+        ("Todo", "unstarted", 2.0),
+        ("In Progress", "started", 3.0),
+        ("Done", "completed", 4.0),
+        ("Canceled", "canceled", 5.0),
+        ("Duplicate", "duplicate", 6.0),
+    ]
+    assert {s["team"]["id"] for s in nodes} == {DEFAULT_TEAM_ID}
+    assert [s.id for s in linear.team.states] == [s["id"] for s in nodes]
+    assert linear.states["completed"].name == "Done"
+    done = post(linear, WORKFLOW_STATE, {"id": nodes[4]["id"]}).json()["data"]["workflowState"]
+    assert done == {"id": nodes[4]["id"], "name": "Done", "type": "completed", "position": 4.0}
+
+
+def test_a_second_team_has_its_own_workflow_and_numbering() -> None:
+    workflow = [("Ready", "unstarted"), ("Todo", "unstarted"), ("Shipped", "completed")]
+    with LinearStandin() as linear:
+        team = linear.add_team("SRE", "Reliability", workflow=workflow)
+        response = post(linear, CREATE, {"input": {"teamId": team.id, "title": "x"}})
+        issue = response.json()["data"]["issueCreate"]["issue"]
+
+        assert issue["identifier"] == "SRE-1"
+        assert issue["team"] == {"id": team.id, "key": "SRE"}
+        assert issue_state(linear, "SRE-1")["state"]["name"] == "Ready"  # first unstarted
+        assert [s["name"] for s in team_states(linear, team.id)] == ["Ready", "Todo", "Shipped"]
+        with pytest.raises(ValueError, match="unstarted"):
+            linear.add_team("X", "No start", workflow=[("Done", "completed")])
+        assert linear.invalid_documents == []
+
+
+@pytest.mark.parametrize(
+    ("target", "completed", "canceled"),
+    [("Done", True, False), ("Canceled", False, True), ("In Progress", False, False)],
+)
+def test_issue_update_moves_the_state_and_sets_linears_timestamps(
+    linear: LinearStandin, target: str, completed: bool, canceled: bool
+) -> None:
+    issue_id = create(linear).json()["data"]["issueCreate"]["issue"]["id"]
+
+    moved = post(linear, MOVE, {"id": issue_id, "input": {"stateId": state_id(linear, target)}})
+    found = issue_state(linear, issue_id)
+
+    payload = moved.json()["data"]["issueUpdate"]
+    assert payload["success"] is True
+    assert payload["issue"]["state"]["name"] == target
+    assert found["state"]["name"] == target
+    assert (found["completedAt"] is not None, found["canceledAt"] is not None) == (
+        completed,
+        canceled,
+    )
+    assert (found["startedAt"] is not None) == (target == "In Progress")
+    [change] = linear.state_changes(issue_id)
+    assert (change.actor, change.by_person) == (linear.viewer, False)
+    assert (change.from_state.name, change.to_state.name) == ("Todo", target)
+
+
+def test_reopening_clears_completed_at(linear: LinearStandin) -> None:
+    issue_id = create(linear).json()["data"]["issueCreate"]["issue"]["id"]
+    post(linear, MOVE, {"id": issue_id, "input": {"stateId": state_id(linear, "Done")}})
+
+    post(linear, MOVE, {"id": issue_id, "input": {"stateId": state_id(linear, "Todo")}})
+
+    found = issue_state(linear, issue_id)
+    assert found["state"]["type"] == "unstarted"
+    assert (found["completedAt"], found["canceledAt"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        pytest.param("unknown", "Entity not found: WorkflowState", id="unknown state"),
+        pytest.param("other team", "Argument Validation Error", id="state of another team"),
+    ],
+)
+def test_issue_update_refuses_a_state_the_issue_cannot_take(
+    linear: LinearStandin, state: str, message: str
+) -> None:
+    issue_id = create(linear).json()["data"]["issueCreate"]["issue"]["id"]
+    other = linear.add_team("SRE", "Reliability")
+    target = str(uuid.uuid4()) if state == "unknown" else other.states[0].id
+
+    response = post(linear, MOVE, {"id": issue_id, "input": {"stateId": target}})
+
+    assert first_error(response)["message"] == message
+    assert issue_state(linear, issue_id)["state"]["name"] == "Todo"
+    assert linear.state_changes(issue_id) == []
+
+
+def test_issue_update_refuses_fields_the_standin_does_not_model(linear: LinearStandin) -> None:
+    issue_id = create(linear).json()["data"]["issueCreate"]["issue"]["id"]
+
+    response = post(linear, MOVE, {"id": issue_id, "input": {"estimate": 3}})
+
+    assert first_error(response)["message"] == "Argument Validation Error"
+    assert "estimate" in first_error(response)["extensions"]["userPresentableMessage"]
+
+
+def test_a_person_completes_cancels_and_reopens_and_is_recorded(linear: LinearStandin) -> None:
+    issue_id = create(linear).json()["data"]["issueCreate"]["issue"]["id"]
+
+    completed = linear.complete_issue("OPS-1")
+    after_completion = issue_state(linear, issue_id)
+    linear.reopen_issue("OPS-1", by="Sam Lead")
+    after_reopening = issue_state(linear, issue_id)
+    linear.cancel_issue(issue_id)
+    after_cancellation = issue_state(linear, issue_id)
+
+    assert completed is not None
+    assert completed.by_person
+    assert after_completion["state"]["type"] == "completed"
+    assert after_completion["completedAt"] is not None
+    assert after_reopening["state"]["name"] == "Todo"
+    assert after_reopening["completedAt"] is None
+    assert after_cancellation["state"]["type"] == "canceled"
+    assert after_cancellation["canceledAt"] is not None
+    changes = linear.state_changes("OPS-1")
+    assert [(c.actor.name, c.to_state.type) for c in changes] == [
+        ("Dana On-call", "completed"),
+        ("Sam Lead", "unstarted"),
+        ("Dana On-call", "canceled"),
+    ]
+    assert all(c.by_person and c.actor.id != linear.viewer.id for c in changes)
+    # The same record is what Linear's API shows as the issue's history.
+    history = after_cancellation["history"]["nodes"]
+    assert [(h["actor"]["name"], h["toState"]["type"]) for h in history] == [
+        ("Dana On-call", "completed"),
+        ("Sam Lead", "unstarted"),
+        ("Dana On-call", "canceled"),
+    ]
+
+
+def test_set_issue_state_is_a_person_and_a_no_op_when_already_there(
+    linear: LinearStandin,
+) -> None:
+    create(linear)
+
+    assert linear.set_issue_state("OPS-1", "unstarted") is None
+    change = linear.set_issue_state("OPS-1", "completed", by="Robin")
+
+    assert change is not None
+    assert (change.actor.name, change.by_person) == ("Robin", True)
+    assert linear.issue("OPS-1").completed_at is not None
+    with pytest.raises(KeyError):
+        linear.set_issue_state("OPS-9", "completed")
+    with pytest.raises(KeyError):
+        linear.set_issue_state("OPS-1", "paused")
+
+
+# Relations --------------------------------------------------------------------------------------
+
+RELATE = """
+mutation Relate($input: IssueRelationCreateInput!) {
+  issueRelationCreate(input: $input) {
+    success
+    issueRelation { id type issue { id } relatedIssue { id } }
+  }
+}
+"""
+RELATION = "query R($id: String!) { issueRelation(id: $id) { id type issue { identifier } } }"
+RELATIONS_OF = """
+query Rel($id: String!) {
+  issue(id: $id) {
+    relations { nodes { id relatedIssue { identifier } } }
+    inverseRelations { nodes { id issue { identifier } } }
+  }
+}
+"""
+
+
+def two_issues(linear: LinearStandin) -> tuple[str, str]:
+    """OPS-1 and OPS-2, by id."""
+    first = create(linear, "old").json()["data"]["issueCreate"]["issue"]["id"]
+    second = create(linear, "new").json()["data"]["issueCreate"]["issue"]["id"]
+    return first, second
+
+
+def test_a_relation_is_recorded_on_both_issues_and_found_by_id(linear: LinearStandin) -> None:
+    old, new = two_issues(linear)
+    relation_id = str(uuid.uuid4())
+
+    response = post(
+        linear,
+        RELATE,
+        {"input": {"id": relation_id, "issueId": new, "relatedIssueId": old, "type": "related"}},
+    )
+    found = post(linear, RELATION, {"id": relation_id}).json()["data"]["issueRelation"]
+    listed = post(linear, RELATIONS_OF, {"id": new}).json()["data"]["issue"]
+    inverse = post(linear, RELATIONS_OF, {"id": old}).json()["data"]["issue"]
+
+    payload = response.json()["data"]["issueRelationCreate"]
+    assert payload["issueRelation"] == {
+        "id": relation_id,
+        "type": "related",
+        "issue": {"id": new},
+        "relatedIssue": {"id": old},
+    }
+    assert found == {"id": relation_id, "type": "related", "issue": {"identifier": "OPS-2"}}
+    assert listed["relations"]["nodes"] == [
+        {"id": relation_id, "relatedIssue": {"identifier": "OPS-1"}}
+    ]
+    assert inverse["inverseRelations"]["nodes"] == [
+        {"id": relation_id, "issue": {"identifier": "OPS-2"}}
+    ]
+    assert [r.id for r in linear.relations_of("OPS-1")] == [relation_id]
+    assert [r.id for r in linear.relations_of(new)] == [relation_id]
+    assert linear.relations_of("OPS-9") == []
+
+
+def test_a_relation_id_used_twice_is_refused_without_saying_why(linear: LinearStandin) -> None:
+    old, new = two_issues(linear)
+    relation = {"id": str(uuid.uuid4()), "issueId": new, "relatedIssueId": old, "type": "related"}
+
+    post(linear, RELATE, {"input": relation})
+    again = post(linear, RELATE, {"input": relation})
+
+    assert first_error(again)["message"] == "Argument Validation Error"
+    assert_says_nothing_about_the_id(first_error(again))
+    assert len(linear.relations_of(new)) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param({"relatedIssueId": "OPS-9"}, "Entity not found: Issue", id="unknown issue"),
+        pytest.param({"relatedIssueId": "OPS-2"}, "Argument Validation Error", id="itself"),
+    ],
+)
+def test_a_relation_needs_two_existing_issues(
+    linear: LinearStandin, change: dict[str, str], message: str
+) -> None:
+    _, new = two_issues(linear)
+
+    response = post(
+        linear,
+        RELATE,
+        {"input": {"issueId": new, "relatedIssueId": "OPS-1", "type": "related", **change}},
+    )
+
+    assert first_error(response)["message"] == message
+    assert linear.relations_of(new) == []
+
+
+def test_an_unknown_relation_is_entity_not_found(linear: LinearStandin) -> None:
+    response = post(linear, RELATION, {"id": str(uuid.uuid4())})
+
+    assert first_error(response)["message"] == "Entity not found: IssueRelation"
+
+
+# Attachments as live status, comments by id -----------------------------------------------------
+
+ATTACH_META = """
+mutation AttachMeta($input: AttachmentCreateInput!) {
+  attachmentCreate(input: $input) { success attachment { id title subtitle metadata } }
+}
+"""
+
+
+def test_an_attachment_update_changes_title_subtitle_metadata_and_is_recorded(
+    linear: LinearStandin,
+) -> None:
+    issue_id = create(linear).json()["data"]["issueCreate"]["issue"]["id"]
+    attach = {"issueId": issue_id, "url": REPORT_URL}
+    first = {"title": "Open", "subtitle": "1 occurrence", "metadata": {"occurrences": 1}}
+    second = {"title": "Open", "subtitle": "3 occurrences", "metadata": {"occurrences": 3}}
+
+    created = post(linear, ATTACH_META, {"input": {**attach, **first}})
+    updated = post(linear, ATTACH_META, {"input": {**attach, **second}})
+    titled = post(linear, ATTACH_META, {"input": {**attach, "title": "Resolved after 14m"}})
+
+    one = created.json()["data"]["attachmentCreate"]["attachment"]
+    two = updated.json()["data"]["attachmentCreate"]["attachment"]
+    three = titled.json()["data"]["attachmentCreate"]["attachment"]
+    assert one["id"] == two["id"] == three["id"]
+    assert (two["subtitle"], two["metadata"]) == ("3 occurrences", {"occurrences": 3})
+    # What a call leaves out keeps its value.
+    assert (three["title"], three["subtitle"], three["metadata"]) == (
+        "Resolved after 14m",
+        "3 occurrences",
+        {"occurrences": 3},
+    )
+    [attachment] = linear.attachments_on(issue_id)
+    assert attachment.subtitle == "3 occurrences"
+    history = linear.attachment_history("OPS-1")
+    assert [(h.created, h.title, h.subtitle, h.metadata) for h in history] == [
+        (True, "Open", "1 occurrence", {"occurrences": 1}),
+        (False, "Open", "3 occurrences", {"occurrences": 3}),
+        (False, "Resolved after 14m", "3 occurrences", {"occurrences": 3}),
+    ]
+    assert {h.attachment_id for h in history} == {one["id"]}
+    assert linear.attachment_history("OPS-9") == []
+
+
+def test_an_attachment_id_used_on_another_url_is_refused_without_saying_why(
+    linear: LinearStandin,
+) -> None:
+    issue_id = create(linear).json()["data"]["issueCreate"]["issue"]["id"]
+    attachment_id = str(uuid.uuid4())
+    attach = {"issueId": issue_id, "title": "t", "id": attachment_id}
+
+    post(linear, ATTACH, {"input": {**attach, "url": REPORT_URL}})
+    again = post(linear, ATTACH, {"input": {**attach, "url": REPORT_URL + "-2"}})
+
+    assert first_error(again)["message"] == "Argument Validation Error"
+    assert_says_nothing_about_the_id(first_error(again))
+
+
+COMMENT_BY_ID = "query C($id: String!) { comment(id: $id) { id body user { id } issue { id } } }"
+
+
+def test_a_comment_is_found_by_id_and_a_second_create_with_it_refused(
+    linear: LinearStandin,
+) -> None:
+    issue_id = create(linear).json()["data"]["issueCreate"]["issue"]["id"]
+    comment_id = str(uuid.uuid4())
+    comment = {"issueId": issue_id, "body": "Recurred.", "id": comment_id}
+
+    post(linear, COMMENT, {"input": comment})
+    again = post(linear, COMMENT, {"input": {**comment, "body": "again"}})
+    found = post(linear, COMMENT_BY_ID, {"id": comment_id.upper()}).json()["data"]["comment"]
+    missing = post(linear, COMMENT_BY_ID, {"id": str(uuid.uuid4())})
+
+    assert first_error(again)["message"] == "Argument Validation Error"
+    assert_says_nothing_about_the_id(first_error(again))
+    assert found == {
+        "id": comment_id,
+        "body": "Recurred.",
+        "user": {"id": linear.viewer.id},
+        "issue": {"id": issue_id},
+    }
+    assert first_error(missing)["message"] == "Entity not found: Comment"
+    assert [c.body for c in linear.comments_on(issue_id)] == ["Recurred."]
+
+
+def test_the_documents_of_the_additions_are_valid_for_linear() -> None:
+    for query in (STATES, ISSUE_STATE, MOVE, WORKFLOW_STATE, RELATE, RELATION, RELATIONS_OF,
+                  ATTACH_META, COMMENT_BY_ID):  # fmt: skip
+        assert document_errors(query) == [], query
+
+
+# An outage, and the request log -----------------------------------------------------------------
+
+
+def test_fail_for_refuses_every_request_for_a_while_then_serves(linear: LinearStandin) -> None:
+    linear.fail_next("http429", only="Create")  # queued: waits for the outage to end
+    linear.fail_for(0.5)
+
+    during = [create(linear) for _ in range(3)] + [post(linear, VIEWER)]
+    time.sleep(0.6)
+    queued = create(linear)
+    after = create(linear)
+
+    assert [r.status_code for r in during] == [500, 500, 500, 500]
+    assert {first_error(r)["extensions"]["type"] for r in during} == {"internal error"}
+    assert queued.status_code == 429
+    assert after.status_code == 200
+    assert [i.identifier for i in linear.issues_created()] == ["OPS-1"]
+
+
+def test_fail_for_with_429_says_when_to_come_back_and_clear_faults_ends_it(
+    linear: LinearStandin,
+) -> None:
+    linear.fail_for(30, status=429)
+
+    limited = create(linear)
+    linear.clear_faults()
+    served = create(linear)
+
+    assert limited.status_code == 429
+    assert first_error(limited)["extensions"]["type"] == "ratelimited"
+    assert 29 <= int(limited.headers["retry-after"]) <= 30
+    assert served.status_code == 200
+
+
+def test_fail_for_503(linear: LinearStandin) -> None:
+    linear.fail_for(30, status=503)
+
+    assert create(linear).status_code == 503
+
+
+def test_the_request_log_has_operation_fields_variables_time_and_status(
+    linear: LinearStandin,
+) -> None:
+    started = time.time()
+    create(linear, "logged")
+    linear.fail_next("http500")
+    post(linear, VIEWER)
+    linear.fail_next("drop_after_processing")
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(linear, COMMENT, {"input": {"issueId": "OPS-1", "body": f"{linear.api_key} leak"}})
+    HTTP.post(linear.url, content=b"not json", headers={"Authorization": linear.api_key})
+
+    first, second, third, fourth = linear.requests
+    assert (first.operation, first.fields, first.status) == ("Create", ("issueCreate",), 200)
+    assert first.variables == {"input": {"teamId": DEFAULT_TEAM_ID, "title": "logged"}}
+    assert started <= first.at <= second.at <= time.time()
+    assert (second.operation, second.fields, second.status) == ("Viewer", ("viewer",), 500)
+    assert (third.fields, third.status) == (("commentCreate",), None)  # answered nothing
+    assert third.variables == {"input": {"issueId": "OPS-1", "body": "*** leak"}}
+    assert (fourth.operation, fourth.fields, fourth.variables, fourth.status) == (
+        "",
+        (),
+        {},
+        400,
+    )
+    assert linear.requests_for("commentCreate") == [third]
+    assert linear.requests_for("Viewer") == [second]
+    assert len(linear.comments_on("OPS-1")) == 1  # the dropped answer's comment was made
+    linear.invalid_documents.clear()  # the "not json" body was refused on purpose

@@ -192,6 +192,7 @@ SECRETS = [
         f"SESSION_SECRET={REDACTED}",
         id="secret named key",
     ),
+    pytest.param("auth: Zx9Yw8Vu7Ts6Rq5Po4", f"auth: {REDACTED}", id="a value after auth"),
     pytest.param(
         "cache_seed: 8fJ2kQ9xLm3Pz7Rt1VbN4cWd",
         f"cache_seed: {REDACTED}",
@@ -277,6 +278,20 @@ ORDINARY = [
     ),
     pytest.param("disk-pressure on sk-worker-7d9f8b6c5-x2k4z", id="pod named sk-"),
     pytest.param(fake("pk_live_", 24), id="stripe publishable key is public"),
+    pytest.param(
+        "failed to connect to `user=orders database=orders`: 10.100.88.14:5432 (postgres): failed "
+        'SASL auth: FATAL: password authentication failed for user "orders" (SQLSTATE 28P01)',
+        id="the error keywords after a word that names a credential",
+    ),
+    pytest.param(
+        "SQLSTATE[HY000] [1045] Access denied for user 'catalog'@'10.0.1.131' (using password: "
+        "YES)",
+        id="mysql says whether a password was sent",
+    ),
+    pytest.param(
+        '{"topologySpreadConstraints":[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone"}]}',
+        id="a spread constraint's topologyKey names a label",
+    ),
 ]
 
 

@@ -3,7 +3,9 @@
 The capture runs the diagnosis itself through a reader that records every answer, then writes
 those answers as a snapshot (DESIGN.md section 10). `diagnose --snapshot` of the file therefore
 reads the same objects and reaches the same conclusion. ConfigMaps are kept as keys only, and
-Secrets are never read, so a snapshot can be shared as freely as a report.
+Secrets are never read, so a snapshot can be shared as freely as a report. A ConfigMap the
+reader said does not exist is written down as absent (`SnapshotInfo.absent`), so that the
+snapshot tells it apart from one it did not capture.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class RecordingReader:
         self._inner = inner
         self._objects: dict[tuple[str, str, str], KubeObject] = {}
         self._extras: list[dict[str, Any]] = []
+        self._absent: set[tuple[str, str, str]] = set()
 
     def __getattr__(self, method: str) -> Any:
         target = getattr(self._inner, method)
@@ -76,6 +79,9 @@ class RecordingReader:
                     "data": dict.fromkeys(sorted(result), ""),
                 }
             )
+        elif method == "config_map_exists" and result is False:
+            namespace, name = args[:2]
+            self._absent.add(("ConfigMap", str(namespace), str(name)))
         elif isinstance(result, dict):
             self._keep(result)
         elif isinstance(result, list):
@@ -94,12 +100,17 @@ class RecordingReader:
 
     def snapshot(self) -> dict[str, Any]:
         """The recorded answers as a snapshot document."""
-        info = {
+        info: dict[str, Any] = {
             "apiVersion": KUBETRIAGE_API,
             "kind": "SnapshotInfo",
             "metadata": {"name": "snapshot"},
             "capturedAt": format_time(self._inner.now()),
             "clusterName": self._inner.cluster_name(),
         }
+        if self._absent:
+            info["absent"] = [
+                {"kind": kind, "namespace": namespace, "name": name}
+                for kind, namespace, name in sorted(self._absent)
+            ]
         objects = [self._objects[key] for key in sorted(self._objects)]
         return {"apiVersion": "v1", "kind": "List", "items": [info, *objects, *self._extras]}

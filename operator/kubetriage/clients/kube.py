@@ -78,6 +78,10 @@ class ClusterReader(Protocol):
         """A PersistentVolumeClaim."""
         ...
 
+    def persistent_volume(self, name: str) -> KubeObject | None:
+        """A PersistentVolume (cluster-scoped): where a bound claim's volume may be used."""
+        ...
+
     def storage_class(self, name: str) -> KubeObject | None:
         """A StorageClass."""
         ...
@@ -94,6 +98,16 @@ class ClusterReader(Protocol):
         """The Endpoints of a Service."""
         ...
 
+    def services(self, namespace: str | None = None) -> list[KubeObject]:
+        """Services of a namespace, or of every namespace for None: to find the Service a
+        ClusterIP in a log belongs to."""
+        ...
+
+    def endpoint_slices(self, namespace: str, service: str) -> list[KubeObject]:
+        """The discovery.k8s.io/v1 EndpointSlices of a Service (label
+        `kubernetes.io/service-name`): its endpoints and whether each is ready."""
+        ...
+
     def resource_quotas(self, namespace: str) -> list[KubeObject]:
         """ResourceQuotas of a namespace."""
         ...
@@ -103,7 +117,12 @@ class ClusterReader(Protocol):
         ...
 
     def config_map_keys(self, namespace: str, name: str) -> set[str] | None:
-        """The keys of a ConfigMap (never its values), None when it does not exist."""
+        """The keys of a ConfigMap (never its values), None when the reader does not have it."""
+        ...
+
+    def config_map_exists(self, namespace: str, name: str) -> bool | None:
+        """Whether a ConfigMap exists: live, always known; None from a snapshot that did not
+        capture it (which is not the same as "it does not exist")."""
         ...
 
     def secret_exists(self, namespace: str, name: str) -> bool | None:
@@ -149,6 +168,7 @@ class LiveClusterReader:
         self._apps = client.AppsV1Api(api)
         self._batch = client.BatchV1Api(api)
         self._storage = client.StorageV1Api(api)
+        self._discovery = client.DiscoveryV1Api(api)
         self._cluster_name = cluster_name
         self._history = history
         self._shared = shared
@@ -181,11 +201,11 @@ class LiveClusterReader:
         return self._memo[key]
 
     def _list(
-        self, key: tuple[Any, ...], method: Callable[..., Any], *args: Any
+        self, key: tuple[Any, ...], method: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> list[KubeObject]:
         """LIST objects, memoized, with `kind` set on each item as `kubectl get -o json` does."""
         if key not in self._memo:
-            document = self._json(method, *args)
+            document = self._json(method, *args, **kwargs)
             kind = str(document.get("kind", "")).removesuffix("List")
             api_version = document.get("apiVersion")
             items = [
@@ -298,6 +318,11 @@ class LiveClusterReader:
         )
         return found
 
+    def persistent_volume(self, name: str) -> KubeObject | None:
+        """A PersistentVolume."""
+        found: KubeObject | None = self._read(("pv", name), self._core.read_persistent_volume, name)
+        return found
+
     def storage_class(self, name: str) -> KubeObject | None:
         """A StorageClass."""
         found: KubeObject | None = self._read(("sc", name), self._storage.read_storage_class, name)
@@ -321,6 +346,21 @@ class LiveClusterReader:
         )
         return found
 
+    def services(self, namespace: str | None = None) -> list[KubeObject]:
+        """Services of a namespace, or of all."""
+        if namespace is None:
+            return self._list(("services",), self._core.list_service_for_all_namespaces)
+        return self._list(("services", namespace), self._core.list_namespaced_service, namespace)
+
+    def endpoint_slices(self, namespace: str, service: str) -> list[KubeObject]:
+        """A Service's EndpointSlices, listed by the label the EndpointSlice controller sets."""
+        return self._list(
+            ("endpointslices", namespace, service),
+            self._discovery.list_namespaced_endpoint_slice,
+            namespace,
+            label_selector=f"kubernetes.io/service-name={service}",
+        )
+
     def resource_quotas(self, namespace: str) -> list[KubeObject]:
         """ResourceQuotas of a namespace."""
         return self._list(
@@ -342,6 +382,10 @@ class LiveClusterReader:
         if config_map is None:
             return None
         return {key for field in ("data", "binaryData") for key in (config_map.get(field) or {})}
+
+    def config_map_exists(self, namespace: str, name: str) -> bool | None:
+        """Whether the ConfigMap exists (the same GET as its keys): the API always knows."""
+        return self.config_map_keys(namespace, name) is not None
 
     def secret_exists(self, namespace: str, name: str) -> bool | None:
         """Unknown: the operator may not read Secrets, not even their metadata."""

@@ -2,7 +2,8 @@
 
 Every failure is a `LinearError`; what a caller does next depends only on the subclass:
 
-    LinearError                  base; `.retryable`, `.status`, `.error_type`, `.attempts`
+    LinearError                  base; `.retryable`, `.status`, `.error_type`, `.attempts`,
+    │                            `.operation` (the request that failed, e.g. "issueCreate")
     ├── LinearTransportError     timeout, connection error, HTTP 5xx, Linear's "internal error" or
     │   │                        "lock timeout": retryable
     │   └── LinearRateLimited    HTTP 429 or errors[].extensions.type "ratelimited": retryable,
@@ -13,16 +14,31 @@ Every failure is a `LinearError`; what a caller does next depends only on the su
     └── LinearRequestError       invalid input, user error, GraphQL validation, anything else
         │                        Linear refused. Not retryable; `.user_message` carries Linear's
         │                        `userPresentableMessage` when it sent one
-        └── LinearConflict       a create whose client-chosen id already exists ("... already
-                                 exists", a duplicate key or unique constraint)
+        └── LinearNotFound       Linear's documented "Entity not found: <Entity>" ("Could not
+                                 find referenced <Entity>."); `.entity` names what is missing
+                                 ("Issue", "Team", ...) when the text says
+
+No decision that keeps escalations from being lost or duplicated rests on Linear's wording. A
+create that names its own id (an issue, a comment, a relation) and is refused for any reason is
+checked by reading that id back: if the entity exists, an earlier attempt created it and the
+create counts as done; if not, the refusal is raised as it came. (Linear words "that id is
+taken" as a generic "Argument Validation Error", so the refusal itself says nothing usable.)
 
 `LinearRateLimited` is a `LinearTransportError` because both mean "the request may succeed
 later" and a caller that catches the one should not forget the other.
 
 `LinearClient.execute` retries the retryable errors (exponential backoff, full jitter, never
 sooner than `retry_after`) and re-raises the last one after `max_attempts`, with `.attempts`
-set. The API key is sent only in the `Authorization` header: no message, repr or attribute of
-an error carries it, and the client's repr does not either.
+set. With `max_attempts=1` it makes exactly one request and raises its error at once, for a
+caller that keeps its own single layer of retries (the report's outbox).
+
+Requests are counted per call, not per client: every operation takes an optional
+`counter: RequestCount` and adds each request it sends to it (retries, and the read-back of a
+refused create, included), so concurrent deliveries sharing one client each know their own
+count. `LinearClient.attempts` is the client-wide total, for metrics only.
+
+The API key is sent only in the `Authorization` header: no message, repr or attribute of an
+error carries it, and the client's repr does not either.
 """
 
 from __future__ import annotations
@@ -33,10 +49,11 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import httpx
 
@@ -52,15 +69,15 @@ _RATE_LIMITED = {"ratelimited", "rate_limited"}
 _AUTH = {"authentication error", "authentication_error", "unauthenticated", "forbidden"}
 _SERVER = {"internal error", "internal_error", "lock timeout", "lock_timeout"}
 
-# How Linear words "that id is taken". Its documented not-found text is "Entity not found: Issue"
-# ("Could not find referenced Issue."); no published text for a duplicate id exists, so accept
-# the forms a Postgres-backed API gives: "already exists", a duplicate key, a unique constraint.
-_CONFLICT = re.compile(
-    r"already exists|already in use|already been taken|duplicate key|unique constraint|"
-    r"\bconflict\b",
-    re.IGNORECASE,
-)
+# Linear's documented not-found text: "Entity not found: Issue" ("Could not find referenced
+# Issue."). Used to say that a read found nothing (get_issue -> None) and to name what a refused
+# write was missing; never to decide whether a create already happened.
 _NOT_FOUND = re.compile(r"entity not found|could not find|not found", re.IGNORECASE)
+_NOT_FOUND_ENTITY = re.compile(
+    r"entity not found:\s*(\w+)|could not find referenced (\w+)", re.IGNORECASE
+)
+# The first field of a document's operation ("issueCreate"): which request failed, in errors.
+_ROOT_FIELD = re.compile(r"^\s*(?:(?:query|mutation)\b[^{]*)?\{\s*(\w+)")
 
 
 class LinearError(Exception):
@@ -76,11 +93,15 @@ class LinearError(Exception):
         self.status = status
         self.error_type = error_type
         self.attempts = 1  # requests made before giving up; `execute` sets it
+        # The request's root field ("issueCreate", "issue", "commentCreate", ...); `execute`
+        # sets it, so a report's lastError can say which request failed.
+        self.operation: str | None = None
 
     def __str__(self) -> str:
+        text = f"{self.operation}: {self.message}" if self.operation else self.message
         if self.attempts > 1:
-            return f"{self.message} (after {self.attempts} attempts)"
-        return self.message
+            return f"{text} (after {self.attempts} attempts)"
+        return text
 
 
 class LinearTransportError(LinearError):
@@ -129,18 +150,96 @@ class LinearRequestError(LinearError):
         self.user_message = user_message
 
 
-class LinearConflict(LinearRequestError):
-    """A create named an id that already exists (typically: an earlier attempt succeeded)."""
+class LinearNotFound(LinearRequestError):
+    """Linear says an entity the request names does not exist ("Entity not found: Team").
+
+    `entity` is the entity's type as Linear named it, None when the text did not say.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        entity: str | None = None,
+        user_message: str | None = None,
+        status: int | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(message, user_message=user_message, status=status, error_type=error_type)
+        self.entity = entity
+
+
+@dataclass
+class RequestCount:
+    """The requests one caller made through any number of calls: pass it as `counter=`.
+
+    Each call adds every request it sends (retries, and the read-back of a refused create,
+    included), whether the call then succeeds or raises. One object per delivery attempt of a
+    report gives that report's own count, however many deliveries share the client.
+    """
+
+    requests: int = 0
 
 
 @dataclass(frozen=True)
 class IssueRef:
-    """Enough of an issue to link to it; `state_type` only when it was read (get_issue)."""
+    """An issue as Linear last answered about it.
+
+    Every call that returns an `IssueRef` (`create_issue`, `get_issue`, `find_issue_by_url`,
+    `move_issue`) reads the same fields, so each is filled whichever call produced it. A field
+    is None only when Linear left it null or an answer did not carry it: `completed_at` is set
+    only while the issue is in a `completed` state, `canceled_at` only while `canceled`.
+    """
 
     id: str
     identifier: str
     url: str
-    state_type: str | None = None  # "triage", "backlog", "unstarted", "started", "completed", ...
+    # "triage", "backlog", "unstarted", "started", "completed", "canceled" or "duplicate".
+    state_type: str | None = None
+    state_id: str | None = None
+    state_name: str | None = None
+    team_id: str | None = None
+    completed_at: datetime | None = None
+    canceled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowState:
+    """One of a team's workflow states; `position` orders states of a team (lowest first)."""
+
+    id: str
+    name: str
+    type: str
+    position: float
+
+
+def first_state(states: Iterable[WorkflowState], state_type: str) -> WorkflowState | None:
+    """The team's first state of `state_type` by position, None when it has none.
+
+    E.g. `first_state(states, "unstarted")` is where a completed issue is reopened to.
+    """
+    matching = [state for state in states if state.type == state_type]
+    return min(matching, key=lambda state: state.position) if matching else None
+
+
+def find_state(states: Iterable[WorkflowState], wanted: str) -> WorkflowState | None:
+    """The state whose id is `wanted`, or failing that whose name is (case-insensitive).
+
+    For a configured state (`KUBETRIAGE_LINEAR_RESOLVED_STATE`) given by id or name.
+    """
+    candidates = list(states)
+    by_id = next((state for state in candidates if state.id == wanted), None)
+    if by_id is not None:
+        return by_id
+    folded = wanted.strip().casefold()
+    return next((state for state in candidates if state.name.casefold() == folded), None)
+
+
+AttachmentMetadata = Mapping[str, str | int | float | bool]
+"""An attachment's `metadata` (a JSONObject): flat, scalar values only."""
+
+RelationType = Literal["related", "blocks", "duplicate", "similar"]
+"""Linear's IssueRelationType."""
 
 
 @dataclass(frozen=True)
@@ -202,7 +301,9 @@ class LinearClient:
                 "User-Agent": USER_AGENT,
             },
         )
-        self.attempts = 0  # every request sent, retries included: for metrics and logs
+        # Every request this client sent, retries included, whoever asked: for metrics only.
+        # One caller's own count is a `RequestCount` passed as `counter=`.
+        self.attempts = 0
         self._on_outcome = on_outcome
 
     def __repr__(self) -> str:
@@ -224,22 +325,31 @@ class LinearClient:
         await self._http.aclose()
 
     async def execute(
-        self, document: str, variables: Mapping[str, Any] | None = None
+        self,
+        document: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        counter: RequestCount | None = None,
     ) -> dict[str, Any]:
         """Send one document and return its `data`, retrying what may succeed later.
 
         Raises the last `LinearError` when retrying cannot help or `max_attempts` is spent; its
-        `.attempts` says how many requests were made.
+        `.attempts` says how many requests this call made and `.operation` which request it
+        was (the document's root field). Each request is also added to `counter`, if given.
         """
+        operation = root_field(document)
         attempt = 0
         while True:
             attempt += 1
             self.attempts += 1
+            if counter is not None:
+                counter.requests += 1
             try:
                 data = await self._send(document, variables or {})
             except LinearError as error:
                 self._report(_outcome(error))
                 error.attempts = attempt
+                error.operation = operation
                 if not error.retryable or attempt >= self._max_attempts:
                     raise
                 await self._sleep(self._delay(attempt - 1, error))
@@ -323,13 +433,14 @@ class LinearClient:
             f"{_text(e.get('message'))} {_text(_extensions(e).get('userPresentableMessage'))}"
             for e in found
         )
-        error_class = LinearConflict if _CONFLICT.search(said) else LinearRequestError
-        return error_class(
-            message,
-            user_message=self._scrub(user_message) if user_message else None,
-            status=status,
-            error_type=kind,
-        )
+        presentable = self._scrub(user_message) if user_message else None
+        if _NOT_FOUND.search(said):
+            named = _NOT_FOUND_ENTITY.search(said)
+            entity = (named.group(1) or named.group(2)) if named else None
+            return LinearNotFound(
+                message, entity=entity, user_message=presentable, status=status, error_type=kind
+            )
+        return LinearRequestError(message, user_message=presentable, status=status, error_type=kind)
 
     def _from_status(self, response: httpx.Response) -> LinearError:
         status = response.status_code
@@ -353,32 +464,33 @@ class LinearClient:
         return text.replace(self._secret, "***") if self._secret else text
 
     # Typed operations ----------------------------------------------------------------------
+    #
+    # Each takes `counter=` (see `RequestCount`) and raises what `execute` raises. None retries
+    # beyond `max_attempts`; with `max_attempts=1` each request is made once.
 
-    async def viewer(self) -> Viewer:
+    async def viewer(self, *, counter: RequestCount | None = None) -> Viewer:
         """Who the key belongs to: a cheap check that the key works."""
-        data = await self.execute(docs.VIEWER)
+        data = await self.execute(docs.VIEWER, counter=counter)
         node = data["viewer"]
         return Viewer(id=node["id"], name=node["name"])
 
-    async def find_issue_by_url(self, url: str) -> IssueRef | None:
+    async def find_issue_by_url(
+        self, url: str, *, counter: RequestCount | None = None
+    ) -> IssueRef | None:
         """The issue an attachment with `url` is on (the report's link), None when there is none."""
-        data = await self.execute(docs.ATTACHMENTS_FOR_URL, {"url": url})
+        data = await self.execute(docs.ATTACHMENTS_FOR_URL, {"url": url}, counter=counter)
         for node in (data.get("attachmentsForURL") or {}).get("nodes") or []:
             issue = node.get("issue")
             if issue:
                 return _issue_ref(issue)
         return None
 
-    async def get_issue(self, issue_id: str) -> IssueRef | None:
-        """An issue by id, None when Linear does not know it ("Entity not found: Issue")."""
-        try:
-            data = await self.execute(docs.ISSUE_BY_ID, {"id": issue_id})
-        except LinearRequestError as error:
-            if _NOT_FOUND.search(f"{error.message} {error.user_message or ''}"):
-                return None
-            raise
-        issue = data.get("issue")
-        return _issue_ref(issue) if issue else None
+    async def get_issue(
+        self, issue_id: str, *, counter: RequestCount | None = None
+    ) -> IssueRef | None:
+        """An issue by id (or identifier), with its state; None when Linear does not know it."""
+        node = await self._read(docs.ISSUE_BY_ID, issue_id, "issue", counter)
+        return _issue_ref(node) if node else None
 
     async def create_issue(
         self,
@@ -389,11 +501,14 @@ class LinearClient:
         description: str,
         priority: int,
         label_ids: list[str],
+        counter: RequestCount | None = None,
     ) -> IssueRef:
         """Create the issue `issue_id` (see `issue_id_for`), or return it if it already exists.
 
         Idempotent: when an earlier attempt created the issue but its answer was lost, Linear
-        refuses the id as taken, and the existing issue is fetched and returned instead.
+        refuses the retry (in words that do not say why). Any refusal is therefore checked by
+        reading `issue_id` back: an issue found is returned as created; otherwise the refusal
+        is raised unchanged (`.operation == "issueCreate"`).
         """
         variables = {
             "id": issue_id,
@@ -404,45 +519,195 @@ class LinearClient:
             "labelIds": list(label_ids),
         }
         try:
-            data = await self.execute(docs.ISSUE_CREATE, variables)
-        except LinearConflict:
-            existing = await self.get_issue(issue_id)
-            if existing is None:
-                raise  # the conflict was about something else; say what Linear said
-            return existing
+            data = await self.execute(docs.ISSUE_CREATE, variables, counter=counter)
+        except LinearRequestError as refused:
+            node = await self._exists(docs.ISSUE_BY_ID, issue_id, "issue", counter)
+            if node is None:
+                raise refused from None
+            return _issue_ref(node)
         payload = data.get("issueCreate") or {}
         issue = payload.get("issue")
         if not payload.get("success") or not issue:
-            raise LinearRequestError(
-                "Linear: issueCreate did not succeed", error_type="success false"
-            )
+            raise _unsuccessful("issueCreate")
         return _issue_ref(issue)
 
-    async def attach_url(
-        self, issue_id: str, url: str, title: str, subtitle: str | None = None
-    ) -> str:
-        """Link `url` to the issue (Linear updates an attachment with the same url and issue).
+    async def workflow_states(
+        self, team_id: str, *, counter: RequestCount | None = None
+    ) -> list[WorkflowState]:
+        """The team's workflow states (archived ones left out), ordered by position.
 
-        Returns the attachment id.
+        A team Linear does not know raises `LinearNotFound` (entity "Team").
         """
-        variables = _given({"issueId": issue_id, "url": url, "title": title, "subtitle": subtitle})
-        data = await self.execute(docs.ATTACHMENT_CREATE, variables)
+        states: list[WorkflowState] = []
+        after: str | None = None
+        while True:
+            variables = _given({"teamId": team_id, "after": after})
+            data = await self.execute(docs.WORKFLOW_STATES, variables, counter=counter)
+            connection = ((data.get("team") or {}).get("states")) or {}
+            for node in connection.get("nodes") or []:
+                states.append(
+                    WorkflowState(
+                        id=str(node["id"]),
+                        name=str(node["name"]),
+                        type=str(node["type"]),
+                        position=float(node["position"]),
+                    )
+                )
+            page = connection.get("pageInfo") or {}
+            after = page.get("endCursor")
+            if not page.get("hasNextPage") or not after:
+                break
+        return sorted(states, key=lambda state: (state.position, state.name))
+
+    async def move_issue(
+        self, issue_id: str, state_id: str, *, counter: RequestCount | None = None
+    ) -> IssueRef:
+        """Move the issue to the workflow state `state_id` (see `first_state`, `find_state`).
+
+        Returns the issue as it is after the move (Linear sets `completed_at`/`canceled_at`
+        from the new state's type). Moving an issue to the state it is in changes nothing, so
+        a retry is harmless.
+        """
+        variables = {"id": issue_id, "stateId": state_id}
+        data = await self.execute(docs.ISSUE_UPDATE_STATE, variables, counter=counter)
+        payload = data.get("issueUpdate") or {}
+        issue = payload.get("issue")
+        if not payload.get("success") or not issue:
+            raise _unsuccessful("issueUpdate")
+        return _issue_ref(issue)
+
+    async def relate_issues(
+        self,
+        issue_id: str,
+        related_issue_id: str,
+        *,
+        relation_id: str | None = None,
+        relation_type: RelationType = "related",
+        counter: RequestCount | None = None,
+    ) -> str:
+        """Link two issues (`related` unless said otherwise); returns the relation id.
+
+        With `relation_id` (e.g. `issue_id_for(old issue + new issue)`) a retry cannot link
+        twice: a refused create is checked by reading that relation back, and one that exists
+        counts as done.
+        """
+        variables = _given(
+            {
+                "id": relation_id,
+                "issueId": issue_id,
+                "relatedIssueId": related_issue_id,
+                "type": relation_type,
+            }
+        )
+        try:
+            data = await self.execute(docs.ISSUE_RELATION_CREATE, variables, counter=counter)
+        except LinearRequestError as refused:
+            if relation_id is None:
+                raise
+            node = await self._exists(
+                docs.ISSUE_RELATION_BY_ID, relation_id, "issueRelation", counter
+            )
+            if node is None:
+                raise refused from None
+            return str(node["id"])
+        return _created(data, "issueRelationCreate", "issueRelation")
+
+    async def upsert_attachment(
+        self,
+        issue_id: str,
+        url: str,
+        title: str,
+        subtitle: str | None = None,
+        metadata: AttachmentMetadata | None = None,
+        *,
+        counter: RequestCount | None = None,
+    ) -> str:
+        """Link `url` to the issue, or update the attachment that already does; returns its id.
+
+        Linear's attachmentCreate keeps one attachment per (issue, url): a second call updates
+        its title, subtitle and metadata, which makes the attachment the issue's live status
+        and a retry harmless. A `subtitle` or `metadata` left as None keeps what it was.
+        """
+        variables = _given(
+            {
+                "issueId": issue_id,
+                "url": url,
+                "title": title,
+                "subtitle": subtitle,
+                "metadata": dict(metadata) if metadata is not None else None,
+            }
+        )
+        data = await self.execute(docs.ATTACHMENT_CREATE, variables, counter=counter)
         return _created(data, "attachmentCreate", "attachment")
 
-    async def add_comment(self, issue_id: str, body: str, *, comment_id: str | None = None) -> str:
+    async def attach_url(
+        self,
+        issue_id: str,
+        url: str,
+        title: str,
+        subtitle: str | None = None,
+        *,
+        counter: RequestCount | None = None,
+    ) -> str:
+        """`upsert_attachment` without metadata: link `url` to the issue; returns the id."""
+        return await self.upsert_attachment(issue_id, url, title, subtitle, counter=counter)
+
+    async def add_comment(
+        self,
+        issue_id: str,
+        body: str,
+        *,
+        comment_id: str | None = None,
+        counter: RequestCount | None = None,
+    ) -> str:
         """Comment on the issue; returns the comment id.
 
         With `comment_id` (e.g. `issue_id_for(report uid + event)`) a retry cannot comment
-        twice: a comment that already exists counts as done.
+        twice: a refused create is checked by reading `comment(id:)` back, and a comment that
+        exists counts as posted. Without one, a refusal is raised as it came.
         """
         variables = _given({"issueId": issue_id, "body": body, "id": comment_id})
         try:
-            data = await self.execute(docs.COMMENT_CREATE, variables)
-        except LinearConflict:
+            data = await self.execute(docs.COMMENT_CREATE, variables, counter=counter)
+        except LinearRequestError as refused:
             if comment_id is None:
                 raise
-            return comment_id
+            node = await self._exists(docs.COMMENT_BY_ID, comment_id, "comment", counter)
+            if node is None:
+                raise refused from None
+            return str(node["id"])
         return _created(data, "commentCreate", "comment")
+
+    async def _read(
+        self, document: str, entity_id: str, field: str, counter: RequestCount | None
+    ) -> dict[str, Any] | None:
+        """`field` of a by-id query; None when Linear says the entity does not exist."""
+        try:
+            data = await self.execute(document, {"id": entity_id}, counter=counter)
+        except LinearNotFound:
+            return None
+        node = data.get(field)
+        return node if isinstance(node, dict) and node.get("id") else None
+
+    async def _exists(
+        self, document: str, entity_id: str, field: str, counter: RequestCount | None
+    ) -> dict[str, Any] | None:
+        """After a refused create: the entity if it exists, None if Linear will not show it.
+
+        Any refusal of the read itself counts as "not there", so that only an entity Linear
+        actually returns makes the create count as done; errors that may pass (transport,
+        rate limits) and a refused key propagate, for the caller to retry later.
+        """
+        try:
+            return await self._read(document, entity_id, field, counter)
+        except LinearRequestError:
+            return None
+
+
+def root_field(document: str) -> str | None:
+    """The first field the document's operation selects, e.g. "issueCreate"."""
+    found = _ROOT_FIELD.search(document)
+    return found.group(1) if found else None
 
 
 def _given(variables: dict[str, Any]) -> dict[str, Any]:
@@ -501,17 +766,47 @@ def _reset_at(response: httpx.Response) -> float | None:
 
 def _issue_ref(node: Mapping[str, Any]) -> IssueRef:
     state = node.get("state")
-    state_type = state.get("type") if isinstance(state, dict) else None
+    state = state if isinstance(state, dict) else {}
+    team = node.get("team")
+    team = team if isinstance(team, dict) else {}
     return IssueRef(
-        id=node["id"], identifier=node["identifier"], url=node["url"], state_type=state_type
+        id=node["id"],
+        identifier=node["identifier"],
+        url=node["url"],
+        state_type=_optional(state.get("type")),
+        state_id=_optional(state.get("id")),
+        state_name=_optional(state.get("name")),
+        team_id=_optional(team.get("id")),
+        completed_at=_timestamp(node.get("completedAt")),
+        canceled_at=_timestamp(node.get("canceledAt")),
     )
+
+
+def _optional(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _timestamp(value: object) -> datetime | None:
+    """A GraphQL DateTime ("2025-05-01T12:00:00.000Z") as an aware datetime; None if absent."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _unsuccessful(field: str) -> LinearRequestError:
+    error = LinearRequestError(f"Linear: {field} did not succeed", error_type="success false")
+    error.operation = field
+    return error
 
 
 def _created(data: Mapping[str, Any], field: str, entity: str) -> str:
     payload = data.get(field) or {}
     created = payload.get(entity)
     if not payload.get("success") or not created:
-        raise LinearRequestError(f"Linear: {field} did not succeed", error_type="success false")
+        raise _unsuccessful(field)
     return str(created["id"])
 
 

@@ -112,6 +112,12 @@ def container_statuses(pod: KubeObject) -> list[tuple[dict[str, Any], bool]]:
     ]
 
 
+def restarts(pod: KubeObject) -> int:
+    """How many times the pod's containers (init containers included) have restarted."""
+    counts = (item.get("restartCount") for item, _ in container_statuses(pod))
+    return sum(count for count in counts if isinstance(count, int) and count > 0)
+
+
 def pod_template(workload: KubeObject | None) -> dict[str, Any]:
     """The pod template spec of a workload (its `spec` for a bare Pod), {} when unknown."""
     if not workload:
@@ -157,3 +163,11 @@ def node_name(pod: KubeObject) -> str | None:
     """The node a pod is bound to, None when it is not scheduled."""
     node = as_dict(pod.get("spec")).get("nodeName")
     return node if isinstance(node, str) and node else None
+
+
+def node_images(node: KubeObject) -> list[list[str]]:
+    """The names of each image a node reports in `status.images` (digests and tags). The
+    kubelet lists at most `nodeStatusMaxImages` images (50 by default), largest first, and at
+    most 5 names per image: an image missing from the list may still be on the node."""
+    images = dicts(as_dict(node.get("status")).get("images"))
+    return [[n for n in as_list(image.get("names")) if isinstance(n, str)] for image in images]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubetriage.k8s.access import KubeObject, as_dict, dicts, labels_of, meta
+from kubetriage.k8s.access import KubeObject, as_dict, dicts, labels_of, meta, text
 
 if TYPE_CHECKING:
     from kubetriage.clients.kube import ClusterReader
@@ -27,6 +27,22 @@ API_VERSIONS = {
     "Pod": "v1",
 }
 TEMPLATE_HASH_LABEL = "pod-template-hash"
+# The longest name an object may have (a DNS subdomain): an owner named longer is none.
+MAX_NAME_LENGTH = 253
+# kubectl's names of the workload kinds (singular, plural, short), as `kind/name` spells them.
+_KIND_NAMES = {
+    spelling: kind
+    for kind, spellings in {
+        "Deployment": ("deployment", "deployments", "deploy"),
+        "ReplicaSet": ("replicaset", "replicasets", "rs"),
+        "StatefulSet": ("statefulset", "statefulsets", "sts"),
+        "DaemonSet": ("daemonset", "daemonsets", "ds"),
+        "Job": ("job", "jobs"),
+        "CronJob": ("cronjob", "cronjobs", "cj"),
+        "Pod": ("pod", "pods", "po"),
+    }.items()
+    for spelling in spellings
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -53,6 +69,12 @@ class WorkloadRef:
         if self.uid is not None or not isinstance(uid, str) or not uid:
             return self
         return WorkloadRef(self.namespace, self.kind, self.name, self.api_version, uid)
+
+
+def workload_kind(spelling: str) -> str:
+    """The kind the API names a workload kind by, from any of kubectl's names for it
+    (`deploy`, `deployments`, `Deployment`: `Deployment`); another kind as it is spelled."""
+    return _KIND_NAMES.get(spelling.lower(), spelling)
 
 
 def controller_of(obj: KubeObject | None) -> dict[str, Any] | None:
@@ -89,10 +111,10 @@ def owning_workload(
     the uid the caller has already seen.
     """
     namespace = str(meta(pod).get("namespace") or "default")
-    owner = controller_of(pod)
-    if owner is None or not owner.get("kind") or not owner.get("name"):
+    owner = as_dict(controller_of(pod))
+    kind, name = text(owner.get("kind")), _object_name(owner.get("name"))
+    if not kind or not name:
         return ref_of(pod, "Pod")
-    kind, name = str(owner["kind"]), str(owner["name"])
     owner_uid = owner.get("uid") if isinstance(owner.get("uid"), str) else None
     if kind != "ReplicaSet":
         api_version = API_VERSIONS.get(kind, str(owner.get("apiVersion") or ""))
@@ -100,9 +122,12 @@ def owning_workload(
     if reader is not None:
         replica_set = reader.workload("ReplicaSet", namespace, name)
         rs_owner = controller_of(replica_set) if replica_set else None
-        if rs_owner is not None and rs_owner.get("kind") == "Deployment":
+        # An owner without a name names nothing: the ReplicaSet's own name still tells whose
+        # it is, below.
+        rs_owner_name = _object_name(as_dict(rs_owner).get("name"))
+        if rs_owner is not None and rs_owner.get("kind") == "Deployment" and rs_owner_name:
             uid = rs_owner.get("uid") if isinstance(rs_owner.get("uid"), str) else None
-            return WorkloadRef(namespace, "Deployment", str(rs_owner["name"]), "apps/v1", uid)
+            return WorkloadRef(namespace, "Deployment", rs_owner_name, "apps/v1", uid)
         if replica_set is not None and rs_owner is None:
             return WorkloadRef(namespace, "ReplicaSet", name, "apps/v1", owner_uid)
     deployment = deployment_of_replica_set(name, labels_of(pod).get(TEMPLATE_HASH_LABEL))
@@ -113,6 +138,12 @@ def owning_workload(
         found = meta(reader.workload("Deployment", namespace, deployment)).get("uid")
         uid = found if isinstance(found, str) else None
     return WorkloadRef(namespace, "Deployment", deployment, "apps/v1", uid)
+
+
+def _object_name(value: Any) -> str:
+    """The value when it can name an object (a string of 1 to 253 characters), else ""."""
+    name = text(value)
+    return name if len(name) <= MAX_NAME_LENGTH else ""
 
 
 def deployment_of_replica_set(replica_set: str, template_hash: str | None) -> str | None:
@@ -126,3 +157,17 @@ def owned_by(obj: KubeObject, kind: str, name: str) -> bool:
     """Whether the object's controller is the named object of `kind`."""
     owner = as_dict(controller_of(obj))
     return owner.get("kind") == kind and owner.get("name") == name
+
+
+def pods_of(reader: ClusterReader, target: WorkloadRef) -> list[KubeObject]:
+    """The pods of a workload that still run or wait (not finished, not being deleted), found
+    through their owners as `owning_workload` resolves them; a bare pod is its own workload."""
+    found: list[KubeObject] = []
+    for pod in reader.pods(target.namespace):
+        phase = as_dict(pod.get("status")).get("phase")
+        if phase in ("Succeeded", "Failed") or meta(pod).get("deletionTimestamp"):
+            continue
+        owner = owning_workload(pod, reader)
+        if (owner.kind, owner.name) == (target.kind, target.name):
+            found.append(pod)
+    return found

@@ -14,6 +14,9 @@ from kubernetes.utils.quantity import parse_quantity as _library_parse
 
 _BINARY = (("Ei", 2**60), ("Pi", 2**50), ("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10))
 _GI, _MI, _KI = Decimal(2**30), Decimal(2**20), Decimal(2**10)
+# No quantity the apiserver keeps is larger in magnitude (resource.Quantity caps it there); a
+# larger one (`1e309`) would overflow the arithmetic and the formatting done on quantities.
+_LARGEST = Decimal(2**63 - 1)
 
 
 class QuantityError(ValueError):
@@ -28,7 +31,7 @@ def parse_quantity(value: str | int | float | Decimal) -> Decimal:
         parsed = _library_parse(value.strip() if isinstance(value, str) else value)  # type: ignore[no-untyped-call]
     except (ValueError, ArithmeticError) as error:
         raise QuantityError(f"not a Kubernetes quantity: {value!r}") from error
-    if not isinstance(parsed, Decimal) or not parsed.is_finite():
+    if not isinstance(parsed, Decimal) or not parsed.is_finite() or abs(parsed) > _LARGEST:
         raise QuantityError(f"not a Kubernetes quantity: {value!r}")
     return parsed
 

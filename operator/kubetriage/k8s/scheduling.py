@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetriage.k8s.access import KubeObject, as_dict, as_list, dicts, labels_of, name_of
+from kubetriage.k8s.selectors import Requirement, Selector, label_selector
 
 # Taints the node lifecycle controller sets: the node is not usable, tolerating would not help.
 NOT_READY_TAINTS = frozenset(
@@ -309,3 +310,207 @@ def toleration_text(toleration: dict[str, Any]) -> str:
     exists = " Exists" if toleration.get("operator") == "Exists" else ""
     effect = f":{toleration['effect']}" if toleration.get("effect") else ""
     return f"{key}{value}{exists}{effect}"
+
+
+# --- host ports (NodePorts) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """A port a container binds on its node: `hostIP` empty means every address (0.0.0.0)."""
+
+    port: int
+    protocol: str = "TCP"
+    host_ip: str = ""
+    container: str = ""
+    container_port: int = 0
+
+    def conflicts(self, other: HostPort) -> bool:
+        """Whether two pods asking for these cannot share a node (the scheduler's
+        HostPortInfo.CheckConflict: same protocol and port, and one of them on every address
+        or both on the same one)."""
+        if (self.port, self.protocol) != (other.port, other.protocol):
+            return False
+        everywhere = {"", "0.0.0.0"}
+        return (
+            self.host_ip in everywhere
+            or other.host_ip in everywhere
+            or (self.host_ip == other.host_ip)
+        )
+
+    def __str__(self) -> str:
+        where = f"{self.host_ip}:" if self.host_ip not in {"", "0.0.0.0"} else ""
+        return f"{where}{self.port}/{self.protocol}"
+
+
+def host_ports(pod_spec: dict[str, Any]) -> list[HostPort]:
+    """The host ports a pod binds: its containers' and its sidecars' (init containers with
+    restartPolicy Always), as the NodePorts filter collects them."""
+    found: list[HostPort] = []
+    sidecars = [
+        c for c in dicts(pod_spec.get("initContainers")) if c.get("restartPolicy") == "Always"
+    ]
+    for container in [*sidecars, *dicts(pod_spec.get("containers"))]:
+        for port in dicts(container.get("ports")):
+            number = port.get("hostPort")
+            if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+                found.append(
+                    HostPort(
+                        number,
+                        str(port.get("protocol") or "TCP"),
+                        str(port.get("hostIP") or ""),
+                        str(container.get("name") or ""),
+                        port["containerPort"] if isinstance(port.get("containerPort"), int) else 0,
+                    )
+                )
+    return found
+
+
+# --- where a PersistentVolume can be used (VolumeBinding, VolumeZone) ----------------------------
+
+_ZONE_LABELS = (
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region",
+)
+
+
+def volume_node_affinity(volume: KubeObject) -> RequiredNodeAffinity:
+    """The nodes a PersistentVolume may be used on: its `spec.nodeAffinity.required` terms, and
+    the zone/region labels older provisioners set on the volume instead (`a__b` lists several
+    zones), which the VolumeZone filter checks. Empty when the volume may be used anywhere."""
+    required = as_dict(as_dict(as_dict(volume.get("spec")).get("nodeAffinity")).get("required"))
+    affinity = required_node_affinity(
+        {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}}
+        if dicts(required.get("nodeSelectorTerms"))
+        else {}
+    )
+    zoned = tuple(
+        NodeSelectorRequirement(key, "In", tuple(str(labels_of(volume)[key]).split("__")))
+        for key in _ZONE_LABELS
+        if labels_of(volume).get(key)
+    )
+    return RequiredNodeAffinity(zoned, affinity.terms, affinity.raw_terms)
+
+
+def affinity_text(affinity: RequiredNodeAffinity) -> str:
+    """Node affinity as a person reads it: `zone=a` (the selector AND each term), terms joined
+    by `or`."""
+    selector = [str(r) for r in affinity.selector]
+    terms = [" and ".join(selector + [str(r) for r in term]) for term in affinity.terms]
+    return " or ".join(terms) if terms else " and ".join(selector)
+
+
+# --- topology spread (PodTopologySpread) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpreadConstraint:
+    """One topologySpreadConstraint of a pod, with its selector merged with `matchLabelKeys`."""
+
+    index: int
+    topology_key: str
+    max_skew: int
+    when_unsatisfiable: str
+    selector: Selector | None
+    min_domains: int
+    honors_node_affinity: bool
+    honors_taints: bool
+    raw: dict[str, Any]
+
+    @property
+    def hard(self) -> bool:
+        """Whether the scheduler filters on it (DoNotSchedule) rather than only scoring."""
+        return self.when_unsatisfiable != "ScheduleAnyway"
+
+
+def spread_constraints(
+    pod_spec: dict[str, Any], pod_labels: dict[str, str]
+) -> list[SpreadConstraint]:
+    """A pod's topology spread constraints, as the PodTopologySpread plugin reads them."""
+    found = []
+    for index, raw in enumerate(dicts(pod_spec.get("topologySpreadConstraints"))):
+        selector = label_selector(raw.get("labelSelector"))
+        keys = [str(k) for k in as_list(raw.get("matchLabelKeys")) if str(k) in pod_labels]
+        if selector is not None and keys:
+            extra = tuple(Requirement(k, "=", (pod_labels[k],)) for k in keys)
+            selector = Selector(selector.requirements + extra)
+        skew, domains = raw.get("maxSkew"), raw.get("minDomains")
+        found.append(
+            SpreadConstraint(
+                index=index,
+                topology_key=str(raw.get("topologyKey") or ""),
+                max_skew=skew if isinstance(skew, int) and skew > 0 else 1,
+                when_unsatisfiable=str(raw.get("whenUnsatisfiable") or "DoNotSchedule"),
+                selector=selector,
+                min_domains=domains if isinstance(domains, int) and domains > 0 else 1,
+                honors_node_affinity=raw.get("nodeAffinityPolicy", "Honor") != "Ignore",
+                honors_taints=raw.get("nodeTaintsPolicy", "Ignore") == "Honor",
+                raw=raw,
+            )
+        )
+    return found
+
+
+def counts_toward_spread(pod: KubeObject, namespace: str, selector: Selector | None) -> bool:
+    """Whether an existing pod counts in a spread domain: same namespace, bound to a node, not
+    terminating, and selected (an empty or missing selector counts nothing)."""
+    metadata = as_dict(pod.get("metadata"))
+    return (
+        selector is not None
+        and not selector.empty
+        and metadata.get("namespace") == namespace
+        and not metadata.get("deletionTimestamp")
+        and bool(as_dict(pod.get("spec")).get("nodeName"))
+        and selector.matches(labels_of(pod))
+    )
+
+
+# --- inter-pod affinity (InterPodAffinity) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PodAffinityTerm:
+    """One required pod affinity or anti-affinity term. `namespaces` None means every
+    namespace (an empty namespaceSelector); else the namespaces its pods may live in."""
+
+    anti: bool
+    topology_key: str
+    selector: Selector | None
+    namespaces: tuple[str, ...] | None
+    raw: dict[str, Any]
+
+    def selects(self, pod: KubeObject) -> bool:
+        """Whether an existing pod is one the term is about."""
+        namespace = str(as_dict(pod.get("metadata")).get("namespace") or "")
+        if self.namespaces is not None and namespace not in self.namespaces:
+            return False
+        return self.selector is not None and self.selector.matches(labels_of(pod))
+
+
+def pod_affinity_terms(
+    pod_spec: dict[str, Any], namespace: str, *, anti: bool
+) -> list[PodAffinityTerm]:
+    """The required terms of a pod's podAffinity (or podAntiAffinity). A term with neither
+    `namespaces` nor `namespaceSelector` is about the pod's own namespace; an empty
+    namespaceSelector is about every namespace (a non-empty one is taken as every namespace
+    too: Namespace labels are not read here)."""
+    field = "podAntiAffinity" if anti else "podAffinity"
+    block = as_dict(as_dict(pod_spec.get("affinity")).get(field))
+    found = []
+    for raw in dicts(block.get("requiredDuringSchedulingIgnoredDuringExecution")):
+        listed = tuple(str(n) for n in as_list(raw.get("namespaces")))
+        namespaces: tuple[str, ...] | None = listed or (namespace,)
+        if isinstance(raw.get("namespaceSelector"), dict):
+            namespaces = None
+        found.append(
+            PodAffinityTerm(
+                anti=anti,
+                topology_key=str(raw.get("topologyKey") or ""),
+                selector=label_selector(raw.get("labelSelector")),
+                namespaces=namespaces,
+                raw=raw,
+            )
+        )
+    return found

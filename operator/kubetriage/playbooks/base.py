@@ -62,6 +62,8 @@ class Context:
     pods: list[KubeObject]
     workload: KubeObject | None
     now: datetime
+    # How long a climb to the memory limit must last to be a leak; None: the analysis' default.
+    leak_min_climb_seconds: float | None = None
 
     @property
     def namespace(self) -> str:
@@ -130,19 +132,25 @@ def strategic_patch(target: WorkloadRef, body: dict[str, Any]) -> Patch | None:
     """A strategic merge patch of the target, or None when it cannot be shown as it is: too
     long for a report, or carrying something redaction would change (a patch must apply as
     written, so a redacted one is worse than none)."""
-    content = json.dumps(body, separators=(",", ":"))
-    if len(content) > PATCH_LIMIT or redact(content) != content:
-        return None
-    return Patch(
-        type=PatchType.STRATEGIC,
-        target=PatchTarget(
+    return object_patch(
+        PatchTarget(
             api_version=target.api_version,
             kind=target.kind,
             name=target.name,
             namespace=target.namespace,
         ),
-        content=content,
+        body,
+        PatchType.STRATEGIC,
     )
+
+
+def object_patch(target: PatchTarget, body: dict[str, Any], kind: PatchType) -> Patch | None:
+    """A patch of any object (a ResourceQuota, say), as `strategic_patch` makes one of a
+    workload; None when it cannot be shown as it is."""
+    content = json.dumps(body, separators=(",", ":"))
+    if len(content) > PATCH_LIMIT or redact(content) != content:
+        return None
+    return Patch(type=kind, target=target, content=content)
 
 
 def cause(category: Category, summary: str, confidence: float) -> RootCause:

@@ -33,6 +33,7 @@ def dry_run_patch(api: ApiClient, patch: Patch, *, timeout: float = 10.0) -> Dry
         "Job": batch.patch_namespaced_job,
         "CronJob": batch.patch_namespaced_cron_job,
         "Pod": core.patch_namespaced_pod,
+        "ResourceQuota": core.patch_namespaced_resource_quota,
     }
     method = methods.get(patch.target.kind)
     if method is None or not patch.target.namespace:
@@ -44,6 +45,10 @@ def dry_run_patch(api: ApiClient, patch: Patch, *, timeout: float = 10.0) -> Dry
             field_manager=FIELD_MANAGER, _content_type=_PATCH_CONTENT_TYPES[patch.type],
             _preload_content=False, _request_timeout=timeout,
         )  # fmt: skip
+        # Read the answer to its end before the connection goes back to the pool: a connection
+        # put back with an answer unread is reused, and the next request on it reads that
+        # answer's tail as its own status line (ProtocolError, BadStatusLine).
+        response.drain_conn()
         response.release_conn()
     except ApiException as error:
         if error.status == 403:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
+import urllib3.exceptions
 from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
@@ -17,6 +19,8 @@ from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.k8s.time import format_time
 
 EVENT_SOURCE = "kubetriage"
+
+log = structlog.get_logger("kubetriage.events")
 
 
 class EventRecorder:
@@ -55,21 +59,32 @@ class EventRecorder:
             "lastTimestamp": now,
             "count": 1,
         }
+        try:
+            self._create_or_bump(name, target.namespace, event, now)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as error:
+            # A namespace being deleted refuses new Events (403), an apiserver may be away: the
+            # report holds what the Event would have said.
+            log.warning(
+                "event not emitted",
+                reason=reason,
+                target=f"{target.kind.lower()}/{target.name} -n {target.namespace}",
+                error=str(getattr(error, "reason", None) or error),
+            )
+
+    def _create_or_bump(self, name: str, namespace: str, event: dict[str, Any], now: str) -> None:
         # The typed client wants model objects; it serializes plain dicts just the same.
         core: Any = self._core
         try:
-            core.create_namespaced_event(target.namespace, event, _request_timeout=self._timeout)
+            core.create_namespaced_event(namespace, event, _request_timeout=self._timeout)
         except ApiException as error:
             if error.status != 409:
                 raise
             existing = core.read_namespaced_event(
-                name, target.namespace, _request_timeout=self._timeout
+                name, namespace, _request_timeout=self._timeout
             ).to_dict()
             patch = {
                 "message": event["message"],
                 "lastTimestamp": now,
                 "count": int(existing.get("count") or 1) + 1,
             }
-            core.patch_namespaced_event(
-                name, target.namespace, patch, _request_timeout=self._timeout
-            )
+            core.patch_namespaced_event(name, namespace, patch, _request_timeout=self._timeout)

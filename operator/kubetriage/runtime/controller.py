@@ -16,6 +16,7 @@ import contextlib
 import functools
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,13 +32,14 @@ from kubetriage.config import Settings
 from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
 from kubetriage.diagnosis import Options, PlaybookError, Problem, confirmed, diagnose_problem
 from kubetriage.escalation.escalator import Escalator
-from kubetriage.escalation.outbox import Outbox
-from kubetriage.k8s.access import KubeObject, as_dict, meta, name_of
+from kubetriage.escalation.outbox import Outbox, RetryPolicy, read_report
+from kubetriage.k8s.access import KubeObject, as_dict, meta, name_of, restarts
 from kubetriage.k8s.history import replica_sets_of
 from kubetriage.k8s.owners import WorkloadRef, owning_workload, ref_of
 from kubetriage.models import (
     DiagnosisReport,
     DryRun,
+    Escalation,
     FailingRevision,
     Patch,
     Phase,
@@ -70,6 +72,10 @@ RETRY_BASE_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
 # How often a symptom that its evidence does not bear out yet is looked at again.
 UNCONFIRMED_RECHECK_SECONDS = 15.0
+# A container that died again since the last diagnosis is new evidence (its restart count, its
+# memory history to one more kill, its latest log): the workload is diagnosed again, at most
+# this often, so that a cause named at the first kill on little history is revisited.
+REFRESH_SECONDS = 30.0
 # What retrying can cure: the apiserver unreachable, throttled, restarting or slow.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ClusterReadError,
@@ -94,7 +100,16 @@ class Tracker:
     healthy_since: float | None = None
     changed: bool = False
     failures: int = 0
+    # When the last diagnosis ran (the controller's clock), the pods' restarts it saw, and
+    # whether the next one is due only to a restart (then no sooner than REFRESH_SECONDS).
+    diagnosed_at: float | None = None
+    restarts_diagnosed: int = 0
+    refresh_only: bool = False
+    # The diagnosis loop, and the timer that resolves the report once all is healthy: a
+    # sighting cancels the timer, so a report adopted at start-up never waits on it while its
+    # workload still fails.
     task: asyncio.Task[None] | None = None
+    resolution: asyncio.Task[None] | None = None
 
     @property
     def key(self) -> TrackerKey:
@@ -108,6 +123,11 @@ class Tracker:
     @property
     def report_name(self) -> str:
         return report_name(self.target.kind, self.target.name, self.symptom.value)
+
+    @property
+    def restarts(self) -> int:
+        """The restarts of the pods that show the symptom now."""
+        return sum(restarts(pod) for pod in self.pods.values())
 
 
 def _age(sightings: list[DetectedSymptom]) -> float:
@@ -131,6 +151,8 @@ class Controller:
         reader_factory: Callable[[], ClusterReader],
         *,
         escalator: Escalator | None = None,
+        retry: RetryPolicy | None = None,
+        fingerprint: str | None = None,
         dry_run: Callable[[Patch], DryRun] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -155,7 +177,19 @@ class Controller:
         # operator, or the leader of its replicas).
         self._written: dict[tuple[str, str], dict[str, Any]] = {}
         self._all_reports_listed = False
-        self.outbox = Outbox(escalator, self._write_status, cluster_name=settings.cluster_name)
+        # The message of each report's last `Diagnosed` Event, so that one is emitted again
+        # only when what it says changed.
+        self._said: dict[tuple[str, str], str] = {}
+        # One writer per report at a time: a diagnosis, a resolution and a delivery step each
+        # read the latest report and write it whole, so they must not interleave.
+        self._locks: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.outbox = Outbox(
+            escalator,
+            self,
+            cluster_name=settings.cluster_name,
+            retry=retry,
+            fingerprint=fingerprint,
+        )
         self.diagnoses = 0
 
     async def _off_loop(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -185,6 +219,32 @@ class Controller:
             return written
         return await self._off_loop(self.store.get, namespace, name)
 
+    # -- the outbox's access to reports (escalation.outbox.ReportAccess) -------------------------
+
+    def current(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The report as this process last listed or wrote it."""
+        return self._written.get((namespace, name))
+
+    async def fetch(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The report from the cache, else from the API, once no one is writing it: the watch
+        can bring a report's new status before the write that made it has returned."""
+        async with self._locks[(namespace, name)]:
+            return await self._stored_report(namespace, name)
+
+    async def update_escalation(
+        self, namespace: str, name: str, change: Callable[[Escalation], Escalation]
+    ) -> dict[str, Any] | None:
+        """Apply `change` to the report's latest escalation and write its status."""
+        async with self._locks[(namespace, name)]:
+            report = read_report(await self._stored_report(namespace, name))
+            if report is None or report.status is None or report.status.escalation is None:
+                return None
+            escalation = change(report.status.escalation)
+            if escalation == report.status.escalation:
+                return self._written.get((namespace, name))
+            status = report.status.model_copy(update={"escalation": escalation})
+            return await self._write_status(namespace, name, status.to_api())
+
     # -- watch events ---------------------------------------------------------------------------
 
     async def on_pod(self, event_type: str | None, pod: KubeObject) -> None:
@@ -199,6 +259,12 @@ class Controller:
             current.setdefault(key, []).append(sighting)
             self._tracker(key, target).pods[name] = pod
         self._update((namespace, f"pod/{name}"), current)
+        for key in current:
+            tracker = self.trackers[key]
+            if tracker.diagnosed_at is not None and tracker.restarts > tracker.restarts_diagnosed:
+                if not tracker.changed:
+                    tracker.refresh_only = True
+                self._schedule_diagnosis(tracker, refresh=True)
 
     async def on_deployment(self, event_type: str | None, deployment: KubeObject) -> None:
         """A Deployment was listed, added, modified or deleted."""
@@ -255,8 +321,12 @@ class Controller:
 
     # -- diagnosis ------------------------------------------------------------------------------
 
-    def _schedule_diagnosis(self, tracker: Tracker) -> None:
+    def _schedule_diagnosis(self, tracker: Tracker, *, refresh: bool = False) -> None:
+        if not refresh:
+            tracker.refresh_only = False
         tracker.changed = True
+        if tracker.resolution is not None and not tracker.resolution.done():
+            tracker.resolution.cancel()
         if tracker.task is not None and not tracker.task.done():
             return
         tracker.task = asyncio.create_task(self._diagnose_when_due(tracker))
@@ -265,7 +335,10 @@ class Controller:
         grace = self.settings.grace_for(tracker.symptom)
         while tracker.changed:
             first = tracker.first_seen if tracker.first_seen is not None else self.clock()
-            await asyncio.sleep(max(0.0, first + grace - self.clock()))
+            due = first + grace
+            if tracker.refresh_only and tracker.diagnosed_at is not None:
+                due = max(due, tracker.diagnosed_at + REFRESH_SECONDS)
+            await asyncio.sleep(max(0.0, due - self.clock()))
             if not tracker.active:
                 return  # recovered within the grace period: nothing to report
             tracker.changed = False
@@ -318,6 +391,7 @@ class Controller:
             pods=list(tracker.pods.values()),
         )
         reader = self.reader_factory()
+        restarts_now = tracker.restarts
         problem = await self._off_loop(confirmed, reader, seen)
         if problem is None:
             return False
@@ -333,14 +407,27 @@ class Controller:
         not_dry_run = NotDryRun.OFFLINE if self.dry_run is not None else NotDryRun.TURNED_OFF
         fresh = await self._with_dry_run(build_report(finding, not_dry_run=not_dry_run))
         key = (fresh.metadata.namespace, fresh.metadata.name)
-        existing = await self._stored_report(*key)
-        report, change = merge_with_existing(fresh, existing, datetime.now(UTC))
-        stored = await self._off_loop(self.store.apply, report)
-        self._written[key] = stored
-        self._written[key] = await self.outbox.after_diagnosis(
-            stored, finding.classification, production=finding.production, change=change
-        )
+        async with self._locks[key]:
+            existing = await self._stored_report(*key)
+            report, change = merge_with_existing(fresh, existing, datetime.now(UTC))
+            if existing is None or self.store.object_differs(report, existing):
+                # A new report has no uid yet, and its escalation's issue id derives from it.
+                existing = await self._off_loop(self.store.apply_object, report)
+                self._written[key] = existing
+            assert report.status is not None
+            escalation = self.outbox.after_diagnosis(
+                report,
+                finding.classification,
+                uid=meta(existing).get("uid"),
+                production=finding.production,
+                change=change,
+                siblings=self._siblings(finding.target, key),
+            )
+            status = report.status.model_copy(update={"escalation": escalation})
+            await self._write_status(*key, status.to_api())
         self.diagnoses += 1
+        tracker.diagnosed_at, tracker.restarts_diagnosed = self.clock(), restarts_now
+        tracker.refresh_only = False
         cause = finding.conclusion.root_cause
         metrics.DIAGNOSES.labels(tracker.symptom.value, cause.category.value).inc()
         metrics.DIAGNOSIS_SECONDS.observe(time.perf_counter() - started)
@@ -354,14 +441,30 @@ class Controller:
             pods=len(problem.pods),
             seconds=round(time.perf_counter() - started, 3),
         )
-        if change is not ReportChange.UPDATED:
-            message = (
-                f"DiagnosisReport {report.metadata.name}: {cause.category.value} — {cause.summary}"
-            )
+        message = (
+            f"DiagnosisReport {report.metadata.name}: {cause.category.value} — {cause.summary}"
+        )
+        if change is not ReportChange.UPDATED or self._said.get(key) != message:
+            # The workload's Event says what its report says now ("3 of 3 pods", not the
+            # "2 of 2" of the first diagnosis); an unchanged re-diagnosis writes none.
             await self._off_loop(
                 self.events.emit, finding.target, reason="Diagnosed", message=message
             )
+            self._said[key] = message
         return True
+
+    def _siblings(self, target: WorkloadRef, key: tuple[str, str]) -> list[DiagnosisReport]:
+        """The other reports of the same workload, as last written: a stuck rollout shares the
+        issue of its pods' failure."""
+        found = []
+        for (namespace, name), stored in list(self._written.items()):
+            spec_target = as_dict(as_dict(stored.get("spec")).get("target"))
+            if namespace != key[0] or name == key[1] or spec_target.get("name") != target.name:
+                continue
+            report = read_report(stored)
+            if report is not None and report.spec.target.kind == target.kind:
+                found.append(report)
+        return found
 
     async def _record_failure(self, failure: PlaybookError) -> None:
         """The report's condition DiagnosisFailed, a metric and an Event: a playbook bug is
@@ -376,12 +479,14 @@ class Controller:
         name = report_name(subject.target.kind, subject.target.name, subject.symptom.value)
         key = (subject.target.namespace, name)
         try:
-            existing = await self._stored_report(*key)
-            status = failed_status(failure, existing, datetime.now(UTC))
-            if status is not None:
-                await self._write_status(*key, status)
-            else:
-                self._written[key] = await self._off_loop(self.store.apply, failed_report(failure))
+            async with self._locks[key]:
+                existing = await self._stored_report(*key)
+                status = failed_status(failure, existing, datetime.now(UTC))
+                if status is not None:
+                    await self._write_status(*key, status)
+                else:
+                    failed = failed_report(failure)
+                    self._written[key] = await self._off_loop(self.store.apply, failed)
             await self._off_loop(
                 self.events.emit,
                 subject.target,
@@ -408,9 +513,9 @@ class Controller:
     # -- resolution -----------------------------------------------------------------------------
 
     def _schedule_resolution(self, tracker: Tracker, delay: float) -> None:
-        if tracker.task is not None and not tracker.task.done():
-            tracker.task.cancel()
-        tracker.task = asyncio.create_task(self._resolve_when_due(tracker, delay))
+        if tracker.resolution is not None and not tracker.resolution.done():
+            tracker.resolution.cancel()
+        tracker.resolution = asyncio.create_task(self._resolve_when_due(tracker, delay))
 
     async def _resolve_when_due(self, tracker: Tracker, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -425,10 +530,16 @@ class Controller:
         status = None
         if existing and as_dict(existing.get("status")).get("phase") == Phase.OPEN.value:
             resolution = await self._off_loop(self._resolution, tracker.target, existing, summary)
-            status = resolved_status(existing, datetime.now(UTC), resolution)
+            async with self._locks[key]:
+                latest = await self._stored_report(*key) or existing
+                status = resolved_status(latest, datetime.now(UTC), resolution)
+                resolved = read_report({**latest, "status": status}) if status else None
+                owed = self.outbox.after_resolution(resolved) if resolved else None
+                if status is not None and owed is not None:
+                    status = {**status, "escalation": owed.to_api()}
+                if status is not None:
+                    await self._write_status(*key, status)
         if status is not None:
-            stored = await self._write_status(*key, status)
-            await self.outbox.after_resolution(stored)
             log.info("resolved", report=f"{tracker.target.namespace}/{tracker.report_name}")
             await self._off_loop(
                 self.events.emit,
@@ -461,8 +572,9 @@ class Controller:
             for report in await self._off_loop(self.store.list, namespace):
                 if not selection.matches(str(meta(report).get("namespace"))):
                     continue  # another instance's shard: not ours to resolve or escalate
-                self._written[(str(meta(report).get("namespace")), name_of(report))] = report
-                self.outbox.kick(report)  # an escalation left Pending by a crash is sent now
+                key = (str(meta(report).get("namespace")), name_of(report))
+                self._written[key] = report
+                await self._retry_refused(key, report)
                 status, spec = report.get("status") or {}, report.get("spec") or {}
                 target = spec.get("target") or {}
                 if status.get("phase") != "Open" or not target.get("name"):
@@ -478,21 +590,34 @@ class Controller:
                     str(target.get("apiVersion") or "apps/v1"),
                     target.get("uid"),
                 )
-                key = (ref.namespace, ref.kind, ref.name, symptom)
-                tracker = self._tracker(key, ref)
-                if not tracker.active and tracker.task is None:
+                tracker = self._tracker((ref.namespace, ref.kind, ref.name, symptom), ref)
+                if not tracker.active and tracker.resolution is None:
                     tracker.healthy_since = self.clock()
                     delay = max(STARTUP_SETTLE_SECONDS, self.settings.resolve_after_seconds)
                     self._schedule_resolution(tracker, delay)
         self._all_reports_listed = True
 
+    async def _retry_refused(self, key: tuple[str, str], report: dict[str, Any]) -> None:
+        """A Failed escalation that Linear refused with other settings than this process has
+        is tried again at once (a person fixed the key or the team, and restarted)."""
+        model = read_report(report)
+        escalation = model.status.escalation if model and model.status else None
+        if escalation is not None and self.outbox.after_settings_change(escalation) is not None:
+            await self.update_escalation(
+                *key, lambda current: self.outbox.after_settings_change(current) or current
+            )
+
     async def close(self) -> None:
         """Cancel every pending timer and wait for running diagnoses to stop."""
-        tasks = [t.task for t in self.trackers.values() if t.task is not None and not t.task.done()]
+        tasks = [
+            task
+            for tracker in self.trackers.values()
+            for task in (tracker.task, tracker.resolution)
+            if task is not None and not task.done()
+        ]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self.outbox.close()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -31,7 +31,8 @@ DIAGNOSIS_ERRORS = Counter(
 OPEN_REPORTS = Gauge("kubetriage_open_reports", "DiagnosisReports in phase Open.")
 ESCALATIONS = Counter(
     "kubetriage_escalations_total",
-    "Escalation states recorded in reports (NotRequired, Pending, Opened, Failed).",
+    "Escalation states recorded in reports "
+    "(NotRequired, NotSent, Pending, Opened, Failed, Declined).",
     ["state"],
 )
 LINEAR_REQUESTS = Counter(

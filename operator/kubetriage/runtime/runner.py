@@ -38,7 +38,13 @@ EXIT_LOST_LEADERSHIP = 1
 
 
 def run(settings: Settings) -> int:
-    """Run the operator until it is stopped; the process exit code."""
+    """Run the operator until it is stopped; the process exit code. Raises NoClusterError at
+    once when there is no cluster to run against."""
+    from kubetriage.runtime.handlers import api_client  # noqa: PLC0415 (kopf's handlers register here)
+
+    # Without a cluster, kopf would retry its start-up handler every 60 s for ever (and its
+    # own login after it): nothing would ever work, so say so and stop before kopf starts.
+    api_client().close()  # type: ignore[no-untyped-call]
     if not settings.leader_election:
         metrics.LEADER.set(1)
         kopf.run(**_kopf_options(settings))

@@ -9,87 +9,12 @@ what the objects show: no run time computed from 1970, no empty "()" for a probe
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from kubetriage.clients.snapshot import SnapshotReader
-from kubetriage.diagnosis import Finding, diagnose
+from kubetriage.diagnosis import Finding
 from kubetriage.playbooks.crashloop.messages import is_ip
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "realnode"
-NAMESPACE = "realnode"
-
-
-def recorded(failure: str, probe: dict[str, Any] | None = None) -> Finding:
-    """The diagnosis of the recorded pod at its last sample, with its real events."""
-    document = json.loads((FIXTURES / f"{failure}.json").read_text())
-    (pod,) = document["pods"]
-    sample = pod["statuses"][-1]
-    container = dict(document["container"], **({"livenessProbe": probe} if probe else {}))
-    deployment = pod["name"].rsplit("-", 2)[0]
-    replica_set = pod["name"].rsplit("-", 1)[0]
-    items: list[dict[str, Any]] = [
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": pod["name"],
-                "namespace": NAMESPACE,
-                "labels": {"pod-template-hash": replica_set.rsplit("-", 1)[1]},
-                "ownerReferences": [
-                    {"kind": "ReplicaSet", "name": replica_set, "controller": True}
-                ],
-            },
-            "spec": {"nodeName": pod["node"], "containers": [container]},
-            "status": {k: v for k, v in sample.items() if k != "t"},
-        }
-    ]
-    for index, event in enumerate(pod["events"]):
-        items.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": f"{pod['name']}.{index}", "namespace": NAMESPACE},
-                "involvedObject": {
-                    "kind": "Pod",
-                    "name": pod["name"],
-                    "namespace": NAMESPACE,
-                    **({"fieldPath": event["fieldPath"]} if event.get("fieldPath") else {}),
-                },
-                "reason": event["reason"],
-                "message": event["message"],
-                "type": event["type"],
-                "count": event.get("count"),
-                "firstTimestamp": event.get("firstTimestamp"),
-                "lastTimestamp": event.get("lastTimestamp"),
-                "source": {"component": event.get("source") or ""},
-            }
-        )
-    for previous, text in (("previous", True), ("current", False)):
-        items.append(
-            {
-                "apiVersion": "kubetriage.io/v1alpha1",
-                "kind": "ContainerLog",
-                "metadata": {"namespace": NAMESPACE, "name": pod["name"]},
-                "container": container["name"],
-                "previous": text,
-                "text": pod["logs"][previous],
-            }
-        )
-    assert deployment
-    (finding,) = diagnose(SnapshotReader.from_document({"kind": "List", "items": items}))
-    return finding
-
-
-def words(finding: Finding) -> str:
-    inv = finding.investigation
-    return "\n".join(
-        [finding.conclusion.root_cause.summary]
-        + [s.outcome for s in inv.steps]
-        + [e.summary for e in inv.evidence]
-    )
+from recordings import recorded, words
 
 
 def test_a_missing_binary_is_command_not_found_without_a_run_time_from_1970() -> None:
@@ -129,3 +54,56 @@ def test_an_exec_probe_that_prints_nothing_is_said_so_not_as_empty_brackets() ->
 )
 def test_a_host_made_of_hex_letters_is_a_name_not_an_ipv6_address(host: str, ip: bool) -> None:
     assert is_ip(host) is ip
+
+
+def recommendation_text(finding: Finding) -> str:
+    recommendation = finding.conclusion.recommendation
+    assert recommendation is not None
+    return json.dumps(recommendation.to_api()).replace('\\"', '"')
+
+
+def test_a_startup_probe_kill_is_a_startup_probe_failure_quoting_the_startup_budget() -> None:
+    finding = recorded("startup-probe")
+    root = finding.conclusion.root_cause
+    assert root.category.value == "CrashLoop.StartupProbeFailure"
+    assert "the startupProbe allows 6s" in root.summary, root.summary
+    assert "failureThreshold 3 \u00d7 periodSeconds 2" in root.summary
+    assert "liveness probe allows" not in root.summary
+    # The recorded previous log is "" (the process wrote nothing): empty, not absent.
+    assert "its previous log is empty" in root.summary
+    assert "no previous log was available" not in words(finding)
+    text = recommendation_text(finding)
+    assert "startupProbe" in text
+    assert "failureThreshold" in text
+    assert "livenessProbe" not in text
+
+
+def test_a_liveness_probe_answered_404_is_a_wrong_path_not_a_slow_start() -> None:
+    finding = recorded("liveness-http")
+    assert finding.conclusion.root_cause.category.value == "CrashLoop.LivenessProbeFailure"
+    text = recommendation_text(finding)
+    assert "404" in text, text
+    assert "/healthz" in text, text
+    assert "startupProbe" not in text
+
+
+@pytest.mark.parametrize(
+    ("failure", "category", "said"),
+    [
+        ("dependency", "CrashLoop.DependencyUnavailable", "db"),
+        ("segfault", "CrashLoop.Segfault", "Segmentation fault"),
+        ("command-not-found", "CrashLoop.CommandNotFound", "/app/server"),
+        ("exits-zero", "CrashLoop.ExitedImmediately", "exits with code 0"),
+    ],
+)
+def test_a_container_terminated_now_is_read_from_its_current_log(
+    failure: str, category: str, said: str
+) -> None:
+    """The kubelet keeps a crashed container `terminated` for most of its back-off: that run's
+    log is the current one; the previous run's log is often gone ("unable to retrieve container
+    logs for containerd://..."), which is the kubelet's word, not the application's."""
+    finding = recorded(failure)
+    root = finding.conclusion.root_cause
+    assert root.category.value == category, root.summary
+    assert said in root.summary, root.summary
+    assert "unable to retrieve container logs" not in words(finding)

@@ -140,6 +140,44 @@ def test_a_leak_reports_its_growth_rate_and_time_to_limit_per_instance() -> None
     assert analysis.peak == pytest.approx(GI * 0.98)
 
 
+def test_a_leak_on_a_shorter_time_scale_needs_the_setting_that_says_so() -> None:
+    """The real node's leak fills 48Mi in under a minute: by default that climb is too short to
+    tell from a start-up (LimitTooLow); with `memory_leak_min_climb_seconds` at 20 s it is a
+    leak."""
+    climb = [8 * MI + (47 - 8) * MI * i / 22 for i in range(23)]  # 2 s apart, 44 s to 47Mi
+    fast = [(T0 + 60 * run + 2 * i, value) for run in range(3) for i, value in enumerate(climb)]
+    assert analyze_memory(fast, 48 * MI).pattern is Pattern.PLATEAU
+    assert analyze_memory(fast, 48 * MI, leak_min_seconds=20).pattern is Pattern.LEAK
+
+
+def test_a_leak_killed_between_two_fresh_values_is_a_leak_not_a_kill_below_the_limit() -> None:
+    """The real node's leak as Prometheus records it: scraped every 2 s, but cAdvisor refreshes
+    a container's stats every ~10 s, so the series climbs in steps and the kernel's kill (at
+    48Mi) comes before a step shows 90% of the limit: the last value is 40Mi. A steady climb whose
+    pace reaches the limit before the next fresh value was killed at the limit."""
+
+    def fresh(t: float) -> float:  # the stat cAdvisor last refreshed, at 6 s, 16 s, 26 s, ...
+        refreshed = 6 + 10 * ((t - 6) // 10) if t >= 6 else 0
+        return (4 + refreshed) * MI
+
+    climb = [fresh(t) for t in range(0, 44, 2)]
+    assert max(climb) == 40 * MI
+    samples = [(T0 + 120 * run + 2 * i, v) for run in range(3) for i, v in enumerate(climb)]
+    analysis = analyze_memory(samples, 48 * MI, finished={""}, leak_min_seconds=20)
+    assert [i.shape for i in analysis.instances] == [Shape.LEAK] * 3
+    assert analysis.pattern is Pattern.LEAK
+    # 90% of 48Mi at the climb's pace (~1Mi/s) from its last value, 40Mi at 36 s
+    assert analysis.seconds_to_limit == pytest.approx(39.2, abs=1.0)
+
+
+def test_a_flat_instance_killed_far_below_its_limit_stays_below_it() -> None:
+    """The projection is for a steady climb only: a flat working set killed at half its limit
+    ran out of someone else's memory, however fresh its values."""
+    flat = [(T0 + 2 * i, (20 + (i % 2)) * MI) for i in range(30)]
+    analysis = analyze_memory(flat, 48 * MI, finished={""}, leak_min_seconds=20)
+    assert analysis.pattern is Pattern.BELOW_LIMIT
+
+
 def test_instances_split_on_a_restart_drop_and_on_a_silent_gap() -> None:
     drop: list[Sample] = [
         (T0, 900 * MI),

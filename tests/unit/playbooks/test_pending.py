@@ -109,6 +109,7 @@ class Cluster:
     pods: list[str] = field(default_factory=lambda: ["api-6f7d9c-x2k4z"])
     scheduled_message: str | None = None  # the PodScheduled condition message
     bound_to: str | None = None  # scheduled, stuck in ContainerCreating
+    replicas: int | None = None  # the Deployment's spec.replicas (default: one per pod)
     old_template: dict[str, Any] | None = None  # a previous revision's pod spec
 
     def pod(self, name: str) -> dict[str, Any]:
@@ -140,6 +141,10 @@ class Cluster:
         )
 
     def reader(self) -> SnapshotReader:
+        return SnapshotReader.from_document(self.document())
+
+    def document(self) -> dict[str, Any]:
+        """The cluster as a snapshot document."""
         template = {k: v for k, v in self.spec.items() if k != "tolerations"}
         template["tolerations"] = [
             t for t in self.spec.get("tolerations", []) if "tolerationSeconds" not in t
@@ -147,12 +152,12 @@ class Cluster:
         replica_sets = [("api-6f7d9c", "2", template)]
         if self.old_template is not None:
             replica_sets.append(("api-5c4b8a", "1", self.old_template))
-        return kubeobjects.snapshot_reader(
+        return kubeobjects.snapshot(
             kubeobjects.deployment(
                 APP,
                 namespace=NS,
                 uid="d-1",
-                replicas=len(self.pods),
+                replicas=self.replicas or len(self.pods),
                 selector={"app": APP},
                 pod_spec=template,
                 pod_labels={"app": APP},
@@ -531,6 +536,152 @@ def renamed_config_map() -> Cluster:
     return cluster
 
 
+def missing_config_key() -> Cluster:
+    """The volume's items ask for a key the ConfigMap does not have."""
+    volume = {
+        "name": "config",
+        "configMap": {
+            "name": "api-config",
+            "items": [
+                {"key": "app.yaml", "path": "app.yaml"},
+                {"key": "logging.yaml", "path": "logging.yaml"},
+            ],
+        },
+    }
+    message = (
+        'MountVolume.SetUp failed for volume "config" : configmap references non-existent config '
+        "key: logging.yaml"
+    )  # fmt: skip
+    cluster = Cluster(
+        spec=pod_spec(volumes=[volume]), nodes=[node("worker-1")], bound_to="worker-1"
+    )
+    cluster.items.append(config_map("api-config"))
+    return with_events(cluster, kubelet_event(POD, "FailedMount", message))
+
+
+def two_pods_told_apart() -> Cluster:
+    """Two pending pods of the workload got different messages: the other one is evidence too."""
+    cluster = insufficient()
+    cluster.pods = [POD, "api-6f7d9c-b7n2q"]
+    other = "0/2 nodes are available: 1 Insufficient memory, 1 node(s) were unschedulable."
+    event = scheduler_event("api-6f7d9c-b7n2q", other, count=2)
+    event["series"]["lastObservedTime"] = "2025-03-13T11:50:00.000000Z"
+    cluster.items.append(event)
+    return cluster
+
+
+def replica(name: str, on: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A running replica of the same Deployment, bound to a node."""
+    running = {**copy.deepcopy(spec), "nodeName": on}
+    return kubeobjects.pod(
+        name,
+        namespace=NS,
+        labels={"app": APP, "pod-template-hash": "6f7d9c"},
+        owner=kubeobjects.owner_reference("ReplicaSet", "api-6f7d9c"),
+        spec=running,
+        status={"phase": "Running"},
+    )
+
+
+def host_port_taken() -> Cluster:
+    """4 replicas with hostPort 8080 on 3 nodes: each node already runs one."""
+    message = (
+        "0/3 nodes are available: 3 node(s) didn't have free ports for the requested pod ports."
+        + PREEMPTION.format(n=3)
+    )
+    ports = [{"containerPort": 8080, "hostPort": 8080, "protocol": "TCP"}]
+    spec = pod_spec(containers=[container(ports=ports)])
+    nodes = [node(f"worker-{i}") for i in range(3)]
+    running = [replica(f"api-6f7d9c-r{i}", f"worker-{i}", spec) for i in range(3)]
+    cluster = Cluster(spec=spec, nodes=nodes, items=running)
+    cluster.pods = [POD]
+    cluster.replicas = 4
+    return with_events(cluster, scheduler_event(POD, message))
+
+
+def volume_in_another_zone() -> Cluster:
+    """The claim is bound to a disk in eu-west-1c; the nodes are in 1a and 1b (kube-scheduler
+    before 1.33 words it `had volume node affinity conflict`)."""
+    message = (
+        "0/2 nodes are available: 2 node(s) had volume node affinity conflict."
+        + PREEMPTION.format(n=2)
+    )
+    spec = pod_spec(volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "api-data"}}])
+    zone = "topology.kubernetes.io/zone"
+    nodes = [
+        node("worker-a", labels={zone: "eu-west-1a"}),
+        node("worker-b", labels={zone: "eu-west-1b"}),
+    ]
+    affinity = {
+        "required": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [{"key": zone, "operator": "In", "values": ["eu-west-1c"]}]}
+            ]
+        }
+    }
+    volume = kubeobjects.kube_object(
+        "PersistentVolume",
+        "pvc-0b1c2d3e",
+        spec={"capacity": {"storage": "20Gi"}, "nodeAffinity": affinity,
+              "claimRef": {"namespace": NS, "name": "api-data"}, "storageClassName": "gp3",
+              "csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-0f1e2d3c4b5a69788"}},
+        status={"phase": "Bound"},
+    )  # fmt: skip
+    items = [
+        pvc("api-data", "Bound", storageClassName="gp3", volumeName="pvc-0b1c2d3e"),
+        volume,
+        scheduler_event(POD, message),
+    ]
+    return Cluster(spec=spec, nodes=nodes, items=items)
+
+
+def one_per_node() -> Cluster:
+    """Required anti-affinity per hostname; every node already runs a replica."""
+    message = "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
+    term = {"labelSelector": {"matchLabels": {"app": APP}}, "topologyKey": "kubernetes.io/hostname"}
+    spec = pod_spec(
+        affinity={"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    )
+    nodes = [node(f"worker-{i}") for i in range(3)]
+    running = [replica(f"api-6f7d9c-r{i}", f"worker-{i}", spec) for i in range(3)]
+    cluster = Cluster(spec=spec, nodes=nodes, items=running)
+    cluster.replicas = 4
+    return with_events(cluster, scheduler_event(POD, message + PREEMPTION.format(n=3)))
+
+
+def kept_away_by_others() -> Cluster:
+    """Pods of another workload on every node refuse company labelled app=api."""
+    message = "0/2 nodes are available: 2 node(s) didn't satisfy existing pods anti-affinity rules."
+    term = {"labelSelector": {"matchLabels": {"app": APP}}, "topologyKey": "kubernetes.io/hostname"}
+    guard = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    nodes = [node("worker-0"), node("worker-1")]
+    others = [
+        kubeobjects.pod(
+            f"cache-{i}",
+            namespace=NS,
+            labels={"app": "cache"},
+            spec={"nodeName": f"worker-{i}", "containers": [container("cache")], "affinity": guard},
+            status={"phase": "Running"},
+        )
+        for i in range(2)
+    ]
+    return with_events(Cluster(nodes=nodes, items=others), scheduler_event(POD, message))
+
+
+def volume_not_captured() -> Cluster:
+    """A bound claim whose PersistentVolume the snapshot lacks: only the scheduler says where."""
+    message = (
+        "0/2 nodes are available: 2 node(s) didn't match PersistentVolume's node affinity."
+        + PREEMPTION.format(n=2)
+    )
+    spec = pod_spec(volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "api-data"}}])
+    items = [
+        pvc("api-data", "Bound", storageClassName="gp3", volumeName="pvc-9f8e7d6c"),
+        scheduler_event(POD, message),
+    ]
+    return Cluster(spec=spec, nodes=[node("worker-a"), node("worker-b")], items=items)
+
+
 CASES = {
     "multi-reason: memory blocks the most nodes, selector and taint are alternatives": Case(
         multi_reason(),
@@ -732,6 +883,79 @@ CASES = {
         Category.PENDING_VOLUME_MOUNT_FAILURE,
         summary=("needs ConfigMap api-config", "its events expired"),
         absent=("kube-root-ca.crt",),
+    ),
+    "host port held on every node by a replica: one replica per node": Case(
+        host_port_taken(),
+        Category.PENDING_HOST_PORT_CONFLICT,
+        summary=(
+            "host port 8080/TCP",
+            "all 3 usable nodes already have it taken (by 3 replica(s) of deployment/api)",
+            "1 of its 4 replica(s) cannot be placed",
+        ),
+        evidence=(
+            "Pod asks for host port(s): 8080/TCP (container api)",
+            "worker-0: host port 8080/TCP taken by shop/api-6f7d9c-r0",
+        ),
+        recommendation=("kubectl scale deployment/api -n shop --replicas=3",),
+        touches=frozenset({Touch.DEPLOY_STRATEGY, Touch.NODES}),
+        min_confidence=0.9,
+    ),
+    "bound volume in a zone without nodes (the pre-1.33 phrasing)": Case(
+        volume_in_another_zone(),
+        Category.PENDING_VOLUME_NODE_AFFINITY_CONFLICT,
+        summary=(
+            "PersistentVolume pvc-0b1c2d3e (claim api-data)",
+            "topology.kubernetes.io/zone=eu-west-1c",
+            "none of the 2 nodes (worker-a, worker-b) is there",
+        ),
+        evidence=(
+            "PersistentVolume pvc-0b1c2d3e (claim api-data) can be used only on nodes with "
+            "topology.kubernetes.io/zone=eu-west-1c",
+        ),
+        recommendation=("add a node in topology.kubernetes.io/zone=eu-west-1c",),
+        touches=frozenset({Touch.NODES, Touch.PERSISTENT_VOLUME_CLAIM}),
+        min_confidence=0.9,
+    ),
+    "required anti-affinity per hostname with a replica on every node": Case(
+        one_per_node(),
+        Category.PENDING_TOPOLOGY_CONSTRAINT,
+        summary=("deployment/api wants 4 replica(s)", "each of the 3 nodes already runs one"),
+        evidence=(
+            "Required pod anti-affinity on kubernetes.io/hostname (app=api in shop): worker-0 "
+            "holds 1 matching pod(s), worker-1 1, worker-2 1",
+        ),
+        recommendation=("kubectl scale deployment/api -n shop --replicas=3",),
+        min_confidence=0.9,
+    ),
+    "running pods' own anti-affinity keeps the pod away": Case(
+        kept_away_by_others(),
+        Category.PENDING_TOPOLOGY_CONSTRAINT,
+        summary=("Running pods keep api-6f7d9c-x2k4z away", "shop/cache-0"),
+        evidence=(
+            "Pod shop/cache-0 on worker-0 has a required pod anti-affinity (app=api, one per "
+            "kubernetes.io/hostname) that selects this pod",
+        ),
+        recommendation=("kubectl get pod cache-0 -n shop",),
+    ),
+    "the volume behind a bound claim is not in the snapshot: the scheduler's word only": Case(
+        volume_not_captured(),
+        Category.PENDING_VOLUME_NODE_AFFINITY_CONFLICT,
+        summary=("didn't match PersistentVolume's node affinity",),
+        evidence=("PersistentVolume pvc-9f8e7d6c (claim api-data) could not be read",),
+        recommendation=("kubectl get pv",),
+        touches=frozenset({Touch.NODES}),
+    ),
+    "a key the volume's items ask for is not in the ConfigMap": Case(
+        missing_config_key(),
+        Category.PENDING_VOLUME_MOUNT_FAILURE,
+        summary=("asks for key logging.yaml, not in ConfigMap api-config",),
+        evidence=("ConfigMap api-config has no key logging.yaml (volume config items)",),
+        recommendation=("Add key logging.yaml to ConfigMap api-config",),
+    ),
+    "another pod of the workload was told something else": Case(
+        two_pods_told_apart(),
+        Category.PENDING_INSUFFICIENT_RESOURCES,
+        evidence=("Another pod of the workload was told: 0/2 nodes are available: 1 Insufficient",),
     ),
     "renamed ConfigMap: point the volume back at what the previous revision mounted": Case(
         renamed_config_map(),
@@ -944,7 +1168,7 @@ MESSAGES = {
         "0/3 nodes are available: 3 node(s) had volume node affinity conflict. preemption: 0/3 "
         "nodes are available: 3 Preemption is not helpful for scheduling..",
         3,
-        [(3, Blocker.VOLUME)],
+        [(3, Blocker.VOLUME_AFFINITY)],
     ),
     "missing claim, no count": (
         'persistentvolumeclaim "data" not found',

@@ -22,6 +22,7 @@ from kubetriage.models import Category, Recommendation, Symptom
 from kubetriage.playbooks import playbook_for
 from kubetriage.playbooks.rollout.messages import parse_failure
 from kubetriage.policy import Touch
+from kubetriage.reports.build import build_report
 
 NS = "shop"
 APP = "pricing"
@@ -538,10 +539,14 @@ def test_exceeded_quota_names_used_and_hard_and_the_value_that_fits(
     assert root.confidence == pytest.approx(confidence)
     assert numbers in root.summary
     name = "team-quota" if "team-quota" in root.summary else "compute-resources"
-    assert (
-        command_of(finding)
-        == f"kubectl patch resourcequota {name} -n shop --type=merge -p '{patch}'"
-    )
+    # A patch of the quota, which the apiserver can check (dryRun=All), not a command.
+    quota_patch = recommended(finding).patch
+    assert quota_patch is not None
+    assert (quota_patch.target.kind, quota_patch.target.name) == ("ResourceQuota", name)
+    assert quota_patch.target.namespace == "shop"
+    assert quota_patch.type.value == "merge"
+    assert quota_patch.content == patch
+    assert recommended(finding).command is None
     assert (recommended(finding).rollback or "").startswith(f"kubectl patch resourcequota {name}")
     assert finding.conclusion.scope.touches == {Touch.QUOTA}
 
@@ -659,4 +664,11 @@ def test_quota_scenario_puts_the_quota_numbers_in_the_summary() -> None:
         SnapshotReader.from_file(SCENARIOS_DIR / "rollout-quota-exceeded.json")
     )
     assert "limits.memory used 12Gi of 12Gi" in finding.conclusion.root_cause.summary
-    assert '"limits.memory":"18Gi"' in command_of(finding)
+    quota_patch = recommended(finding).patch
+    assert quota_patch is not None
+    assert '"limits.memory":"18Gi"' in quota_patch.content
+    report = build_report(finding)
+    assert report.status is not None
+    assert report.status.recommendation is not None
+    assert report.status.recommendation.dry_run is not None
+    assert report.status.recommendation.dry_run.message == "not dry-run: offline diagnosis"

@@ -2,8 +2,9 @@
 
 What an on-call engineer does with a crash-looping container: read how it last ended (exit code,
 the runtime's message), the kubelet's events about it (probe kills, start failures), and its
-previous log; then check what the log blames (a ConfigMap key, a Service), what changed since
-the revision that worked, and whether the affected pods agree, before naming one cause.
+last log; then check what the log blames (a ConfigMap key, a Service, a credential), what
+changed since the revision that worked, the architecture of the nodes it fails and runs on, and
+whether the affected pods agree, before naming one cause.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from collections import Counter
 from typing import Any, ClassVar
 
+from kubetriage.detect import BACKOFF_RESET
 from kubetriage.k8s.access import (
     as_dict,
     container_spec,
@@ -22,16 +24,20 @@ from kubetriage.k8s.access import (
     text,
 )
 from kubetriage.k8s.events import events_about, involved_name
+from kubetriage.k8s.owners import pods_of
 from kubetriage.models import Category, EvidenceSource, Symptom
 from kubetriage.playbooks.base import Conclusion, Context, Investigation, Playbook, StepDoc, cause
 from kubetriage.playbooks.crashloop.advise import CrashLoopFacts, recommend
 from kubetriage.playbooks.crashloop.decide import (
-    NO_LOG,
     PRECEDENCE,
     Picture,
     alternatives_of,
+    and_list,
     classify,
     confidence_of,
+    had_started,
+    log_state,
+    logged_keys,
     median_of,
     names,
     near_name,
@@ -40,12 +46,24 @@ from kubetriage.playbooks.crashloop.decide import (
     summary_of,
     what,
 )
-from kubetriage.playbooks.crashloop.messages import Signal, error_lines, headline
+from kubetriage.playbooks.crashloop.messages import (
+    Clue,
+    Signal,
+    credential_kind,
+    credential_quote,
+    credential_words,
+    error_lines,
+    headline,
+)
 from kubetriage.playbooks.crashloop.reads import (
+    ConfigRef,
     Crash,
+    DependencyCheck,
     RevisionChange,
+    architectures,
     check_dependency,
     config_view,
+    credential_sources,
     previous_revision,
     probe_window,
     read_events,
@@ -55,6 +73,8 @@ from kubetriage.playbooks.crashloop.reads import (
 from kubetriage.redact import excerpt
 
 C = Category
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+_ADDRESS = re.compile(r"URL|URI|HOST|ADDR|DSN|ENDPOINT|SERVER", re.IGNORECASE)
 # Logs are read for this many pods at most: forty replicas crash the same way ten do.
 _MAX_LOG_PODS = 10
 _LONG_RUNNING = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
@@ -76,29 +96,45 @@ STEPS = (
     ),
     StepDoc(
         "Read the previous logs",
-        f"`kubectl logs --previous` of the container, for up to {_MAX_LOG_PODS} affected pods",
-        "The last lines before the crash name the missing command, file, setting or host.",
+        "the log of the run that ended, for up to "
+        f"{_MAX_LOG_PODS} affected pods: `kubectl logs --previous`, or `kubectl logs` while the "
+        "container is still terminated",
+        "The last lines before the crash name the missing command, file, setting, host or the "
+        "credential a server refused; the line quoted is the one that says what failed, not a "
+        "stack frame. An empty log, a missing one and one the kubelet could no longer retrieve "
+        "are told apart.",
     ),
     StepDoc(
         "Check the probes",
         "the container's livenessProbe and startupProbe",
-        "When the kubelet killed the container, initialDelaySeconds, timeoutSeconds, "
-        "periodSeconds and failureThreshold against how long it ran tell whether start-up "
-        "simply takes longer than the probe allows.",
+        "When the kubelet killed the container, the probe that did it and its budget "
+        "(initialDelaySeconds + failureThreshold \u00d7 periodSeconds, timeoutSeconds) against "
+        "how long the container ran tell a start slower than the startupProbe allows "
+        "(CrashLoop.StartupProbeFailure: raise the startup budget, never the liveness probe) "
+        "from an app that had started and then stalled, or a probe aimed at a path the app "
+        "does not serve.",
     ),
     StepDoc(
         "Check configuration references",
         "ConfigMaps (keys only) and Secrets (existence only) referenced by env, envFrom and "
-        "volumes",
+        "volumes, and the configuration file a flag or a mounted ConfigMap gives the container",
         "A setting the log says is missing is either not referenced, referenced under another "
-        "name, or refers to a key or object that does not exist.",
+        "name, or refers to a key or object that does not exist; one named as a file or a flag "
+        "names it (client-id) belongs in the file the app reads, not in an env var. A ConfigMap "
+        "a snapshot did not capture is said to be unknown, not missing.",
     ),
     StepDoc(
         "Check the dependency",
-        "the Service and Endpoints of the host the log could not reach, and the workload "
-        "behind that Service",
+        "the Service of the host the log could not reach (an IP is mapped to the Service whose "
+        "ClusterIP it is, or to its pod), its EndpointSlices (Endpoints where only those were "
+        "captured), the pods its selector matches and the workload behind them; for a refused "
+        "credential, the Secret and key that feed it (names only)",
         "A refused connection to a Service without ready endpoints is the dependency's outage, "
-        "not this workload's bug; a host with no Service is a wrong address.",
+        "not this workload's bug, and why it has none (its selector matches no pod, or its pods "
+        "are not ready) says where to act; a host with no Service is a wrong address; a "
+        "dependency that answered and refused the credentials (password authentication failed, "
+        "Access denied, WRONGPASS, SASL, HTTP 401/403) is up, and the Secret is wrong "
+        "(CrashLoop.InvalidCredentials).",
     ),
     StepDoc(
         "Compare with the previous revision",
@@ -108,8 +144,16 @@ STEPS = (
         "the likely cause, and a rollback the fastest fix.",
     ),
     StepDoc(
+        "Check the nodes",
+        "the `kubernetes.io/arch` label of the nodes the failing pods run on, and of those "
+        "where the workload's other pods run",
+        "`exec format error` means the binary is not built for the node's CPU: the nodes that "
+        "fail and those that do not say which architecture the image lacks "
+        "(CrashLoop.WrongArchitecture).",
+    ),
+    StepDoc(
         "Compare the pods and conclude",
-        "the cause each pod's own evidence points at",
+        "the cause each pod's own evidence points at, against all of the workload's pods",
         "All affected pods failing the same way raises confidence; a split lowers it and ranks "
         "the minority's causes as alternatives.",
     ),
@@ -123,10 +167,12 @@ class CrashLoopPlaybook(Playbook):
     title: ClassVar[str] = "CrashLoopBackOff"
     description: ClassVar[str] = (
         "A container (or init container) keeps exiting and the kubelet restarts it with growing "
-        "back-off. The runbook reads how it last ended, the kubelet's events and the previous "
-        "log of every affected pod, follows what the log blames (a command, a file, a setting, "
-        "a Service) into the cluster, compares the failing revision with the one that worked, "
-        "and names the cause the affected pods agree on."
+        "back-off. The runbook reads how it last ended, the kubelet's events and the last log "
+        "of every affected pod, follows what the log blames (a command, a file, a setting, a "
+        "Service or an IP, a credential a server refused) into the cluster, weighs the probe "
+        "that killed it against how long it ran, compares the failing revision with the one "
+        "that worked and the nodes it fails on with those it runs on, and names the cause the "
+        "affected pods agree on."
     )
     steps: ClassVar[tuple[StepDoc, ...]] = STEPS
     categories: ClassVar[tuple[Category, ...]] = PRECEDENCE
@@ -145,6 +191,9 @@ class _Run:
         self.picture = Picture(target=context.target)
         self.near_key: tuple[str, str] | None = None
         self.revision: RevisionChange | None = None
+        self.workload_pods: list[dict[str, Any]] = []
+        self.keys: list[str] = []  # every setting the log says is missing
+        self.uncaptured: list[ConfigRef] = []  # the key's source, not in the snapshot
 
     @property
     def crashes(self) -> list[Crash]:
@@ -161,16 +210,19 @@ class _Run:
         self.check_config(primary)
         if primary == C.CRASHLOOP_APPLICATION_ERROR and self.picture.view.missing:
             primary, self.picture.promoted = C.CRASHLOOP_MISSING_CONFIGURATION, True
-        self.check_dependency()
+        self.check_dependency(primary)
         self.compare_revision()
+        self.check_nodes(primary)
         confidence = confidence_of(self.picture, primary)
         agreeing = self.picture.agreeing(primary)
         same = len(agreeing) > 1 and len({c.signature for c in agreeing}) == 1
+        total = max(self.picture.total_pods, len(self.crashes))
         self.inv.step(
-            STEPS[7].name,
-            f"{len(agreeing)} of {len(self.crashes)} pod(s) point at {primary.value}"
+            STEPS[8].name,
+            f"{len(agreeing)} of the {len(self.crashes)} crash-looping pod(s) point at "
+            f"{primary.value}"
             + (" and fail the same way" if same else "")
-            + f"; confidence {confidence:.2f}.",
+            + f"; the workload has {total} pod(s); confidence {confidence:.2f}.",
         )
         recommendation, scope = recommend(self._facts(primary, agreeing))
         return Conclusion(
@@ -199,6 +251,12 @@ class _Run:
             self.crashes.extend(
                 read_status(p, focus or _first_container(p), False) for p in self.ctx.pods
             )
+        workload_pods = pods_of(self.ctx.reader, self.ctx.target)
+        self.workload_pods = workload_pods
+        self._also_crashing(workload_pods, focus)
+        self.picture.total_pods = len(
+            {name_of(p) for p in workload_pods} | {c.pod_name for c in self.crashes}
+        )
         self.picture.spec = self._container_spec()
         groups: dict[tuple[int | None, str], list[Crash]] = {}
         for crash in self.crashes:
@@ -221,6 +279,26 @@ class _Run:
             also = ", ".join(f"{name} in {n} pod(s)" for name, n in others.items())
             outcome += f" Also crash-looping: {also}."
         self.inv.step(STEPS[0].name, outcome)
+
+    def _also_crashing(self, pods: list[dict[str, Any]], focus: str | None) -> None:
+        """Pods of the workload that crashed the same container and are not in the loop's
+        sightings yet: one that just crashed for the first time (terminated, not restarted),
+        or one that runs again after a crash the kubelet still backs off from."""
+        if not self.crashes:
+            return
+        container = focus or self.crashes[0].container
+        init = self.crashes[0].init
+        seen = {c.pod_name for c in self.crashes}
+        now = self.ctx.now
+        for pod in pods:
+            if name_of(pod) in seen:
+                continue
+            crash = read_status(pod, container, init)
+            if crash.exit_code in {None, 0} or crash.reason == "OOMKilled":
+                continue
+            if crash.finished is None or now - crash.finished > BACKOFF_RESET:
+                continue
+            self.crashes.append(crash)
 
     def _container_spec(self) -> dict[str, Any]:
         if not self.crashes:
@@ -269,19 +347,22 @@ class _Run:
             by_message.setdefault(re.sub(r"\d+", "#", headline(crash.log) or ""), []).append(crash)
         for group in list(by_message.values())[:4]:
             last = headline(group[0].log) or (error_lines(group[0].log) or ["(empty)"])[-1]
+            # A container terminated now: its log is the current one, of the run that ended.
+            which = "log of the run that ended" if group[0].current else "previous log"
             self.inv.add_evidence(
                 EvidenceSource.LOGS,
-                f"previous log of {len(group)} pod(s) ({names(group)}): {last}",
+                f"{which} of {len(group)} pod(s) ({names(group)}): {last}",
                 excerpt(group[0].log or "", max_lines=20, max_bytes=4096).text,
             )
         read = min(len(self.crashes), _MAX_LOG_PODS)
+        missing = log_state(self.crashes[:_MAX_LOG_PODS])
         if with_log:
             outcome = (
                 f"Previous logs of {len(with_log)} of {read} pod(s), "
                 f"{len(by_message)} distinct last error(s)."
             )
         else:
-            outcome = f"{NO_LOG.capitalize()} for the {read} pod(s) read: status and events only."
+            outcome = f"For the {read} pod(s) read, {missing}; status and events only."
         self.inv.step(STEPS[2].name, outcome)
         self._classify()
 
@@ -294,15 +375,17 @@ class _Run:
         }
         mounts = [str(m.get("mountPath") or "") for m in dicts(spec.get("volumeMounts"))]
         probe = as_dict(spec.get("livenessProbe"))
+        startup = as_dict(spec.get("startupProbe"))
         for crash in self.crashes:
-            classify(crash, must_run=must_run, probe=probe, mounts=mounts)
+            classify(crash, must_run=must_run, probe=probe, mounts=mounts, startup=startup)
 
     # -- 4 ---------------------------------------------------------------------------------------
     def check_probes(self, primary: Category) -> None:
         """Step 4: the probe settings against how long the container ran."""
         spec = self.picture.spec
-        killed = [c for c in self.crashes if c.category == C.CRASHLOOP_LIVENESS_PROBE_FAILURE]
-        if not killed and primary != C.CRASHLOOP_LIVENESS_PROBE_FAILURE:
+        probe_kills = {C.CRASHLOOP_LIVENESS_PROBE_FAILURE, C.CRASHLOOP_STARTUP_PROBE_FAILURE}
+        killed = [c for c in self.crashes if c.category in probe_kills]
+        if not killed and primary not in probe_kills:
             has = (
                 "a livenessProbe is set" if spec.get("livenessProbe") else "no livenessProbe is set"
             )
@@ -319,15 +402,22 @@ class _Run:
                     f"{threshold}: a container that never passes is killed {window}s after start",
                 )
         runtime = median_of([c.runtime for c in killed])
-        said = probe_said(killed, spec)
-        self.inv.step(
-            STEPS[3].name,
-            f"The kubelet killed the container in {len(killed)} pod(s) after failed probes"
+        which = "startup" if primary == C.CRASHLOOP_STARTUP_PROBE_FAILURE else "liveness"
+        said = probe_said(killed, spec, probe=which)
+        outcome = (
+            f"The kubelet killed the container in {len(killed)} pod(s) after failed {which} "
+            "probes"
             + (f" ({said})" if said else "")
             + (f", {runtime:.0f}s after it started" if runtime is not None else "")
-            + ("" if spec.get("startupProbe") else "; no startupProbe is set")
-            + ".",
         )
+        if which == "startup":
+            window = probe_window(as_dict(spec.get("startupProbe")))[4]
+            outcome += f"; the startupProbe gives it {window}s to start"
+        elif had_started(self.picture, runtime):
+            outcome += "; it had passed the liveness probe before: not a slow start"
+        elif not spec.get("startupProbe"):
+            outcome += "; no startupProbe is set"
+        self.inv.step(STEPS[3].name, outcome + ".")
 
     # -- 5 ---------------------------------------------------------------------------------------
     def check_config(self, primary: Category) -> None:
@@ -358,21 +448,51 @@ class _Run:
     def _logged_key(self, primary: Category) -> str | None:
         if primary != C.CRASHLOOP_MISSING_CONFIGURATION:
             return None
-        found = next((c.clue for c in self.crashes if c.category == primary and c.clue), None)
-        return found.subject if found and found.signal == Signal.CONFIG_KEY else None
+        lead = next((c for c in self.crashes if c.category == primary and c.clue), None)
+        found = lead.clue if lead else None
+        if not found or found.signal != Signal.CONFIG_KEY or lead is None:
+            return None
+        self.keys = logged_keys(lead)
+        return found.subject
 
     def _explain_key(self, key: str) -> str:
         view = self.picture.view
-        source = next((r for r in view.missing if r.used_by == f"env {key}"), None)
+        keys = self.keys or [key]
+        source = next((r for r in view.refs if r.used_by == f"env {key}" and r.missing), None)
+        uncaptured = next(
+            (r for r in view.refs if r.used_by == f"env {key}" and r.state == "not-captured"),
+            None,
+        )
+        file_like = not all(_ENV_NAME.fullmatch(k) for k in keys)
         if source is not None:
             unset = "the variable is left unset" if source.optional else "the kubelet cannot set it"
             text = f"{key} comes from {source.describe()}, so {unset}"
+        elif uncaptured is not None:
+            text = (
+                f"{key} comes from {uncaptured.kind} {uncaptured.name}"
+                + (f" key {uncaptured.key}" if uncaptured.key else "")
+                + ", which this snapshot did not capture (not captured: whether it exists and "
+                "has the key is unknown)"
+            )
+            self.uncaptured = [uncaptured]
+        elif file_like and view.files:
+            files = "; ".join(f.describe() for f in view.files[:2])
+            text = (
+                f"{and_list(keys)} {'is a setting' if len(keys) == 1 else 'are settings'} of its "
+                f"configuration file, not env vars: the app reads its settings from {files}"
+            )
+        elif file_like:
+            text = (
+                f"{and_list(keys)} {'is' if len(keys) == 1 else 'are'} named as a configuration "
+                "file or a flag names a setting, not as an env var, and no configuration file is "
+                "given to the container"
+            )
         elif key.lower() in {name.lower() for name in view.env}:
             text = f"{key} is set by the pod spec, so it may be empty or malformed"
         else:
             text = f"{key} is set neither by env nor by envFrom"
-            for config_map, keys in sorted(view.config_map_keys.items()):
-                near = near_name(key, keys)
+            for config_map, cm_keys in sorted(view.config_map_keys.items()):
+                near = near_name(key, cm_keys)
                 if near:
                     self.near_key = (config_map, near)
                     text += f"; ConfigMap {config_map} has {near}"
@@ -393,25 +513,68 @@ class _Run:
         return text
 
     # -- 6 ---------------------------------------------------------------------------------------
-    def check_dependency(self) -> None:
-        """Step 6: the Service and endpoints behind the host the log could not reach."""
-        found = [f for c in self.crashes for f in c.clues if f.signal == Signal.DEPENDENCY]
+    def check_dependency(self, primary: Category) -> None:
+        """Step 6: the Service and endpoints behind the host the log could not reach, or that
+        refused the credentials; and for a refused credential, where it comes from."""
+        refused = [f for c in self.crashes for f in c.clues if f.signal == Signal.CREDENTIALS]
+        use_refused = bool(refused) and (
+            primary == C.CRASHLOOP_INVALID_CREDENTIALS
+            or not any(f.signal == Signal.DEPENDENCY for c in self.crashes for f in c.clues)
+        )
+        wanted = Signal.CREDENTIALS if use_refused else Signal.DEPENDENCY
+        found = [f for c in self.crashes for f in c.clues if f.signal == wanted]
         if not found:
             self.inv.step(STEPS[5].name, "Not needed: no log shows a failed connection.")
             return
-        (host, ip, port), _ = Counter((f.subject, f.host_ip, f.port) for f in found).most_common(1)[
+        named = [f for f in found if f.subject or f.host_ip] or found
+        (host, ip, port), _ = Counter((f.subject, f.host_ip, f.port) for f in named).most_common(1)[
             0
         ]
         dep = self.picture.dependency = check_dependency(self.ctx.reader, self.ns, host, ip, port)
+        if wanted == Signal.CREDENTIALS:
+            self._credentials(found, dep if dep.scope != "unknown" else None)
+            return
         failure = Counter(f.detail for f in found).most_common(1)[0][0]
-        reachable = dep.state in {"ready", "no-ready-endpoints"}
+        reachable = dep.state in {"ready", "no-ready-endpoints"} or dep.scope == "pod"
         source = EvidenceSource.ENDPOINTS if reachable else EvidenceSource.SERVICE
         self.inv.add_evidence(source, f"{dep.target} ({failure}): {dep.sentence()}")
         for line in dep.backing:
             self.inv.add_evidence(EvidenceSource.WORKLOAD, f"behind Service {dep.service}: {line}")
         self.inv.step(
-            STEPS[5].name, f"The log could not reach {dep.target} ({failure}); {dep.sentence()}."
+            STEPS[5].name,
+            f"The log could not reach {dep.target} ({failure}); {dep.sentence(pronoun=True)}.",
         )
+
+    def _credentials(self, found: list[Clue], dep: DependencyCheck | None) -> None:
+        """Where the refused credential comes from (names only), and whether the server that
+        refused it is up."""
+        line = found[-1].line
+        said = credential_quote(line) or credential_kind(line)
+        pod_spec = as_dict(self.crashes[0].pod.get("spec")) if self.crashes else {}
+        hints = credential_words(line)
+        if dep is not None and dep.host:
+            hints |= {w for w in re.split(r"[^a-z0-9]+", dep.host.lower()) if len(w) > 2}
+        sources = credential_sources(pod_spec, self.picture.spec, hints)
+        self.picture.credentials = sources
+        peer = dep.target if dep is not None else f"its {credential_kind(line)}"
+        outcome = f"The log shows {peer} answered and refused the credentials ({said})"
+        if dep is not None:
+            sentence = dep.sentence(pronoun=True)
+            source = EvidenceSource.ENDPOINTS if dep.state == "ready" else EvidenceSource.SERVICE
+            self.inv.add_evidence(
+                source, f"{dep.target} (refused the credentials): {dep.sentence()}"
+            )
+            outcome += f"; {sentence}"
+        for item in sources[:1]:
+            self.inv.add_evidence(
+                EvidenceSource.SECRET, f"the credential may come from {item.describe()}"
+            )
+        outcome += (
+            f"; the credential likely comes from {sources[0].describe()}"
+            if sources
+            else "; no env var or Secret of the container looks like it holds it"
+        )
+        self.inv.step(STEPS[5].name, outcome + ".")
 
     # -- 7 ---------------------------------------------------------------------------------------
     def compare_revision(self) -> None:
@@ -438,10 +601,45 @@ class _Run:
             f"{rev.good_revision}: {changes}.",
         )
 
+    # -- 8 ---------------------------------------------------------------------------------------
+    def check_nodes(self, primary: Category) -> None:
+        """Step 8: the architecture of the nodes the failing pods run on, and the others'."""
+        if primary != C.CRASHLOOP_WRONG_ARCHITECTURE:
+            self.inv.step(STEPS[7].name, "Not needed: no exec format error.")
+            return
+        failing = [c.pod for c in self.crashes if c.category == primary]
+        arches = self.picture.arches = architectures(self.ctx.reader, failing, self.workload_pods)
+        for by_node, by_arch, verb in (
+            (arches.failing_pods, arches.failing, "failing"),
+            (arches.running_pods, arches.running, "running"),
+        ):
+            for node, pods in by_node.items():
+                arch = next((a for a, n in by_arch.items() if node in n), "unknown")
+                self.inv.add_evidence(
+                    EvidenceSource.NODE,
+                    f"{node}: kubernetes.io/arch={arch}; pods {verb} there: {', '.join(pods)}",
+                )
+        failing_text = ", ".join(
+            f"{a} ({len(n)} node(s))" for a, n in sorted(arches.failing.items())
+        )
+        running_text = ", ".join(
+            f"{a} ({len(n)} node(s))" for a, n in sorted(arches.running.items())
+        )
+        self.inv.step(
+            STEPS[7].name,
+            f"exec format error on {failing_text or 'nodes of unknown architecture'}; the "
+            f"workload's ready pods run on {running_text or 'no node'}.",
+        )
+
     def _facts(self, primary: Category, agreeing: list[Crash]) -> CrashLoopFacts:
         lead = agreeing[0] if agreeing else (self.crashes[0] if self.crashes else None)
-        killed = [c for c in self.crashes if c.category == C.CRASHLOOP_LIVENESS_PROBE_FAILURE]
+        probe_kills = {C.CRASHLOOP_LIVENESS_PROBE_FAILURE, C.CRASHLOOP_STARTUP_PROBE_FAILURE}
+        killed = [c for c in self.crashes if c.category in probe_kills]
         spec = self.picture.spec
+        runtime = median_of([c.runtime for c in (killed or agreeing)])
+        which = "startup" if primary == C.CRASHLOOP_STARTUP_PROBE_FAILURE else "liveness"
+        clue = lead.clue if lead else None
+        refused = clue.line if clue is not None and clue.signal == Signal.CREDENTIALS else ""
         return CrashLoopFacts(
             target=self.ctx.target,
             container=lead.container if lead else (self.ctx.container or "app"),
@@ -454,13 +652,39 @@ class _Run:
             headline=headline(lead.log) if lead and lead.log else None,
             pod=lead.pod_name if lead else None,
             container_spec=spec,
-            runtime_seconds=median_of([c.runtime for c in (killed or agreeing)]),
+            runtime_seconds=runtime,
             startup_probe_kill=any(c.kill_probe == "startup" for c in killed),
             revision=self.revision,
             dependency=self.picture.dependency,
             missing_refs=self.picture.view.missing,
             near_key=self.near_key,
+            keys=self.keys,
+            config_files=self.picture.view.files,
+            uncaptured_refs=self.uncaptured,
+            credentials=self.picture.credentials,
+            credential_quote=credential_quote(refused) if refused else None,
+            credential_kind=credential_kind(refused) if refused else "API",
+            arches=self.picture.arches,
+            probe_said=probe_said(killed, spec, probe=which) if killed else None,
+            had_started=primary == C.CRASHLOOP_LIVENESS_PROBE_FAILURE
+            and had_started(self.picture, runtime),
+            stall=next((c.stall for c in killed if c.stall), None),
+            address_sources=self._address_sources(),
         )
+
+    def _address_sources(self) -> list[str]:
+        """The env vars whose names say they hold an address (DATABASE_URL, DB_HOST), with the
+        object they come from: where a hard-coded pod IP likely lives."""
+        found: list[str] = []
+        for var in dicts(self.picture.spec.get("env")):
+            name = str(var.get("name") or "")
+            if not _ADDRESS.search(name):
+                continue
+            ref = next((r for r in self.picture.view.refs if r.used_by == f"env {name}"), None)
+            found.append(
+                f"env {name} ({ref.kind} {ref.name} key {ref.key})" if ref else f"env {name}"
+            )
+        return found[:3]
 
 
 def _first_container(pod: dict[str, Any]) -> str:

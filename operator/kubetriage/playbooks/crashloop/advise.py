@@ -4,9 +4,10 @@ it worked, and the `ChangeScope` the escalation policy judges it by.
 Where the fault is in the image or the process (a missing or non-executable command, a segfault,
 an application error, a process that exits 0), the fastest fix is the revision that last worked,
 when there is one; otherwise a command that shows what is wrong. Where it is in the workload's
-spec, a strategic merge patch of the one container (a startupProbe, an env var); where it is in
-the cluster around it (a missing ConfigMap or Secret, an unavailable dependency), a command on
-that object, never a patch on the crash-looping workload.
+spec, a strategic merge patch of the one container (a startupProbe's budget, a liveness timeout,
+an env var) or of its pod (the nodes' architecture it may run on); where it is in the cluster
+around it (a missing ConfigMap or Secret, a credential a dependency refuses, a dependency without
+ready endpoints), a command on that object, never a patch on the crash-looping workload.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from kubetriage.k8s.access import as_dict, int_field
 from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import Category, Patch, Recommendation
 from kubetriage.playbooks.base import recommendation, strategic_patch
-from kubetriage.playbooks.crashloop.reads import ConfigRef, DependencyCheck, RevisionChange
+from kubetriage.playbooks.crashloop.reads import (
+    Architectures,
+    ConfigFile,
+    ConfigRef,
+    CredentialSource,
+    DependencyCheck,
+    RevisionChange,
+    probe_window,
+)
 from kubetriage.policy import ChangeScope, Touch
 from kubetriage.redact import redact
 
@@ -62,12 +71,26 @@ class CrashLoopFacts:
     dependency: DependencyCheck | None = None
     missing_refs: list[ConfigRef] = field(default_factory=list)
     near_key: tuple[str, str] | None = None  # (ConfigMap, key) that likely holds `subject`
+    keys: list[str] = field(default_factory=list)  # every setting the log says is missing
+    config_files: list[ConfigFile] = field(default_factory=list)
+    uncaptured_refs: list[ConfigRef] = field(default_factory=list)  # not in the snapshot
+    credentials: list[CredentialSource] = field(default_factory=list)
+    credential_quote: str | None = None
+    credential_kind: str = "API"
+    arches: Architectures | None = None
+    probe_said: str | None = None  # what the failing probe's Unhealthy event says
+    had_started: bool = False  # it passed its probe before the liveness probe killed it
+    stall: str | None = None  # the log line saying the process stalled
+    address_sources: list[str] = field(default_factory=list)  # env vars that may hold an address
 
 
 def recommend(facts: CrashLoopFacts) -> Advice:
     """The recommendation for a diagnosed crash loop, and what it touches."""
     builders: dict[Category, Callable[[CrashLoopFacts], Advice]] = {
         Category.CRASHLOOP_LIVENESS_PROBE_FAILURE: _liveness,
+        Category.CRASHLOOP_STARTUP_PROBE_FAILURE: _startup,
+        Category.CRASHLOOP_WRONG_ARCHITECTURE: _architecture,
+        Category.CRASHLOOP_INVALID_CREDENTIALS: _credentials,
         Category.CRASHLOOP_MISSING_CONFIGURATION: _missing_configuration,
         Category.CRASHLOOP_DEPENDENCY_UNAVAILABLE: _dependency,
         Category.CRASHLOOP_EXITED_IMMEDIATELY: _exited,
@@ -303,7 +326,7 @@ def _application_error(facts: CrashLoopFacts) -> Advice:
     if facts.detail == "sigkill":
         return _killed(facts)
     code = f"exit code {facts.exit_code}" if facts.exit_code is not None else "no exit code"
-    said = f" after logging: {facts.headline}" if facts.headline else ""
+    said = f" after logging: {facts.headline.rstrip('.')}" if facts.headline else ""
     why = f"{facts.container} exits with {code}{said}."
     undo = _rollout_undo(facts, why)
     if undo:
@@ -353,45 +376,47 @@ def _startup_settings(probe: dict[str, Any], runtime: float | None) -> tuple[int
 
 
 def _liveness(facts: CrashLoopFacts) -> Advice:
-    """A startupProbe (with the liveness probe's own check) that gives start-up time, or a
-    larger budget on the probe that killed it; a longer timeout when the probe timed out."""
+    """What the liveness kill calls for: a path the app serves when the probe gets 404, a
+    tolerant timeout and the stall fixed when the app had started and then stopped answering,
+    the app's own failure when its health check answers 5xx after it ran; only a start that is
+    slower than the probe allows gets a startupProbe."""
     spec = facts.container_spec
-    live, startup = as_dict(spec.get("livenessProbe")), as_dict(spec.get("startupProbe"))
-    probe = startup if facts.startup_probe_kill else live
-    period, threshold = _startup_settings(probe or live, facts.runtime_seconds)
-    timeout = int_field(probe, "timeoutSeconds", 1)
+    live = as_dict(spec.get("livenessProbe"))
+    status = re.search(r"statuscode: (\d+)", facts.probe_said or "")
+    code = int(status[1]) if status else None
+    if code is not None and 400 <= code < 500:
+        return _probe_path(facts, live, code)
+    if facts.had_started:
+        return _stalled(facts, live, code)
+    period, threshold = _startup_settings(live, facts.runtime_seconds)
+    timeout = int_field(live, "timeoutSeconds", 1)
     longer = max(timeout, 5)
     fields: dict[str, Any]
-    if startup:
-        fields = {"startupProbe": {"failureThreshold": threshold, "periodSeconds": period}}
-        what = f"raise the startupProbe's failureThreshold to {threshold} (every {period}s)"
-    else:
-        handler = {k: live[k] for k in _PROBE_HANDLERS if k in live}
-        text = json.dumps(handler)
-        if handler and redact(text) == text:  # an exec probe may carry a password: not copied
-            timeout_s = longer if facts.detail == "timeout" else timeout
-            fields = {
-                "startupProbe": {
-                    **handler,
-                    "periodSeconds": period,
-                    "failureThreshold": threshold,
-                    "timeoutSeconds": timeout_s,
-                }
+    handler = {k: live[k] for k in _PROBE_HANDLERS if k in live}
+    text = json.dumps(handler)
+    if handler and redact(text) == text:  # an exec probe may carry a password: not copied
+        timeout_s = longer if facts.detail == "timeout" else timeout
+        fields = {
+            "startupProbe": {
+                **handler,
+                "periodSeconds": period,
+                "failureThreshold": threshold,
+                "timeoutSeconds": timeout_s,
             }
-            what = (
-                f"add a startupProbe with the liveness probe's check that allows "
-                f"{period * threshold}s to start; the liveness probe begins once it passes"
-            )
-        else:
-            fields = {"livenessProbe": {"initialDelaySeconds": period * threshold}}
-            what = f"raise the liveness probe's initialDelaySeconds to {period * threshold}"
+        }
+        what = (
+            f"add a startupProbe with the liveness probe's check that allows "
+            f"{period * threshold}s to start; the liveness probe begins once it passes"
+        )
+    else:
+        fields = {"livenessProbe": {"initialDelaySeconds": period * threshold}}
+        what = f"raise the liveness probe's initialDelaySeconds to {period * threshold}"
     if facts.detail == "timeout" and longer != timeout:
         fields.setdefault("livenessProbe", {})["timeoutSeconds"] = longer
         what += f", and its timeoutSeconds from {timeout} to {longer} (the probe timed out)"
-    probe_name = "startupProbe" if facts.startup_probe_kill else "livenessProbe"
     proposal = recommendation(
         summary=(
-            f"The kubelet restarts {facts.container} because its {probe_name} fails before the "
+            f"The kubelet restarts {facts.container} because its livenessProbe fails before the "
             f"app is ready: {what}.{_not_patchable(facts)}"
         ),
         patch=_template_patch(facts, fields),
@@ -399,6 +424,208 @@ def _liveness(facts: CrashLoopFacts) -> Advice:
         validation=f'{_validation(facts)} No new "failed liveness probe" Killing events.',
     )
     return proposal, ChangeScope(touches=frozenset({Touch.PROBES}))
+
+
+def _probe_target(probe: dict[str, Any]) -> str:
+    http = as_dict(probe.get("httpGet"))
+    return f"{http.get('path') or '/'} on port {http.get('port')}" if http else "its check"
+
+
+def _probe_path(facts: CrashLoopFacts, probe: dict[str, Any], code: int) -> Advice:
+    """The app answers the probe, with 4xx: the path (or port) is wrong, and no budget helps."""
+    query = "{.spec.template.spec.containers[*].livenessProbe}"
+    proposal = recommendation(
+        summary=(
+            f"The kubelet restarts {facts.container} because its livenessProbe gets HTTP {code} "
+            f"from {_probe_target(probe)}: the app answers, but not on that path. Point "
+            "livenessProbe.httpGet.path (and port) at an endpoint the app serves, or serve that "
+            "path in the app; more time before or between checks would not change the answer."
+        ),
+        command=f"kubectl get {_workload_ref(facts.target)} -o jsonpath='{query}'",
+        rollback=_INSPECT_ONLY,
+        validation=f'{_validation(facts)} No new "failed liveness probe" Killing events.',
+    )
+    return proposal, ChangeScope(touches=frozenset({Touch.PROBES}))
+
+
+def _stalled(facts: CrashLoopFacts, probe: dict[str, Any], code: int | None) -> Advice:
+    """The app had started and ran, then stopped answering its liveness probe: the stall (or
+    the failing health check) is the fault; a timeout that outlasts a short stall keeps the
+    kubelet from making it worse."""
+    ran = f"ran {facts.runtime_seconds:.0f}s and " if facts.runtime_seconds is not None else ""
+    stall = f" The log says: {facts.stall}." if facts.stall else ""
+    timeout = int_field(probe, "timeoutSeconds", 1)
+    if facts.detail == "timeout" and timeout < 5:
+        fields = {"livenessProbe": {"timeoutSeconds": 5}}
+        proposal = recommendation(
+            summary=(
+                f"{facts.container} {ran}had passed its liveness probe before it stopped "
+                f"answering within {timeout}s: the process stalls while it runs (an event loop "
+                f"or a runtime pause blocked by work), it did not start slowly.{stall} Raise the "
+                f"liveness probe's timeoutSeconds from {timeout} to 5 so a short stall does not "
+                "restart it, and move the blocking work off the event loop (or give it the CPU "
+                f"it waits for).{_not_patchable(facts)}"
+            ),
+            patch=_template_patch(facts, fields),
+            rollback=_patch_rollback(facts),
+            validation=f'{_validation(facts)} No new "failed liveness probe" Killing events.',
+        )
+        return proposal, ChangeScope(touches=frozenset({Touch.PROBES}))
+    answered = f"HTTP {code}" if code is not None else "a failure"
+    pod = facts.pod or facts.target.name
+    proposal = recommendation(
+        summary=(
+            f"{facts.container} {ran}had started (it passed its probes) when its health check "
+            f"began to answer {answered}: the app reports itself unhealthy while it runs.{stall} "
+            "Fix what its health check finds failing (its log says what), or keep checks of "
+            "other services out of the liveness endpoint; a longer start-up allowance would "
+            "change nothing."
+        ),
+        command=(
+            f"kubectl logs {pod} -n {facts.target.namespace} -c {facts.container} --previous "
+            "--tail=200"
+        ),
+        rollback=_INSPECT_ONLY,
+        validation=f'{_validation(facts)} No new "failed liveness probe" Killing events.',
+    )
+    return proposal, ChangeScope()
+
+
+def _startup(facts: CrashLoopFacts) -> Advice:
+    """A larger startup budget (failureThreshold x periodSeconds) for an app that starts slower
+    than its startupProbe allows; never the liveness probe, which only begins after it."""
+    probe = as_dict(facts.container_spec.get("startupProbe"))
+    status = re.search(r"statuscode: (\d+)", facts.probe_said or "")
+    if status and 400 <= int(status[1]) < 500:
+        return _probe_path(facts, probe, int(status[1]))
+    _, timeout, period, threshold, window = probe_window(probe)
+    period, wanted = _startup_settings(probe, facts.runtime_seconds)
+    fields: dict[str, Any] = {"startupProbe": {"failureThreshold": max(wanted, threshold)}}
+    what = (
+        f"raise the startupProbe's failureThreshold from {threshold} to {max(wanted, threshold)} "
+        f"(every {period}s: {period * max(wanted, threshold)}s to start)"
+    )
+    if facts.detail == "timeout" and timeout < 5:
+        fields["startupProbe"]["timeoutSeconds"] = 5
+        what += f", and its timeoutSeconds from {timeout} to 5 (the probe timed out)"
+    proposal = recommendation(
+        summary=(
+            f"The kubelet restarts {facts.container} because its startupProbe gives up after "
+            f"{window}s, before the app has started: {what}. A startupProbe costs nothing once "
+            f"it passes, and the liveness probe only begins then.{_not_patchable(facts)}"
+        ),
+        patch=_template_patch(facts, fields),
+        rollback=_patch_rollback(facts),
+        validation=f'{_validation(facts)} No new "failed startup probe" Killing events.',
+    )
+    return proposal, ChangeScope(touches=frozenset({Touch.PROBES}))
+
+
+def _architecture(facts: CrashLoopFacts) -> Advice:
+    """Pin the pods to the architecture the image runs on, until it is built for the others."""
+    arches = facts.arches or Architectures()
+    failing = sorted(arches.failing)
+    running = sorted(a for a in arches.running if a not in arches.failing)
+    platforms = ",".join(f"linux/{a}" for a in sorted({*failing, *running}) if a != "unknown")
+    build = (
+        f"publish the image for every architecture of the cluster (docker buildx build "
+        f"--platform {platforms} ...)"
+        if platforms
+        else "publish the image for the nodes' architecture"
+    )
+    image = facts.image or "the image"
+    if len(running) == 1 and facts.target.kind in _TEMPLATED:
+        arch = running[0]
+        fields = {"spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/arch": arch}}}}}
+        proposal = recommendation(
+            summary=(
+                f"{image} does not run on {' or '.join(failing)} nodes (exec format error) and "
+                f"runs on {arch} nodes: schedule {facts.container}'s pods on {arch} nodes only "
+                f"(nodeSelector kubernetes.io/arch={arch}) until you {build}. The {arch} nodes "
+                "must have room for every replica."
+            ),
+            patch=strategic_patch(facts.target, fields),
+            rollback=_patch_rollback(facts),
+            validation=(
+                f"`kubectl get pods -n {facts.target.namespace} -o wide` shows the new pods on "
+                f"{arch} nodes; then {_validation(facts)}"
+            ),
+        )
+        return proposal, ChangeScope(touches=frozenset({Touch.SCHEDULING}))
+    proposal = recommendation(
+        summary=(
+            f"{image} does not run on the {' or '.join(failing) or 'cluster'}'s nodes (exec "
+            f"format error), and no node of another architecture runs it: {build}, or use an "
+            "image built for them. The command lists the platforms the image has."
+            + _not_patchable(facts)
+        ),
+        command=f"docker buildx imagetools inspect {_shell_word(facts.image) or '<image>'}",
+        rollback=_INSPECT_ONLY,
+        validation=_validation(facts),
+    )
+    return proposal, ChangeScope(touches=frozenset({Touch.IMAGE}))
+
+
+def _credentials(facts: CrashLoopFacts) -> Advice:
+    """Correct the credential the dependency refuses, where it comes from (a Secret key, names
+    only); the crash-looping workload itself does not change."""
+    ns = facts.target.namespace
+    dep = facts.dependency
+    named = dep is not None and (dep.host or dep.ip)
+    peer = dep.target if dep is not None and named else f"its {facts.credential_kind}"
+    said = f" ({facts.credential_quote})" if facts.credential_quote else ""
+    lead = f"{peer} answers and refuses the credential {facts.container} sends{said}."
+    restart = (
+        f"The crash-looping container reads it again at its next restart (env and files from a "
+        f"Secret are read at container start): nothing in {facts.target.kind} "
+        f"{facts.target.name} needs to change."
+    )
+    source = facts.credentials[0] if facts.credentials else None
+    access = ChangeScope(touches=frozenset({Touch.SECRET}))
+    if source is not None and source.kind == "secret-key" and _shell_word(source.key):
+        key = str(source.key)
+        secret = f"secret {source.secret} -n {ns}"
+        patch = json.dumps(
+            [{"op": "replace", "path": f"/data/{key}", "value": "<base64 of the right value>"}],
+            separators=(",", ":"),
+        )
+        escaped = key.replace(".", "\\\\.")
+        proposal = recommendation(
+            summary=(
+                f"{lead} It comes from {source.describe()}: set that key to the value the "
+                f"{facts.credential_kind} expects (or reset the server's password to the one in "
+                f"the Secret). {restart}"
+            ),
+            command=f"kubectl patch {secret} --type json -p '{patch}'",
+            rollback=(
+                f"Keep the current value before the change (kubectl get {secret} -o "
+                f"jsonpath='{{.data.{escaped}}}' > {key}.b64) and patch it back the same way."
+            ),
+            validation=_validation(facts),
+        )
+        return proposal, access
+    if source is not None and source.secret:
+        proposal = recommendation(
+            summary=(
+                f"{lead} It likely comes from {source.describe()}: correct the key that holds "
+                f"it (the command lists the Secret's keys and sizes, never values). {restart}"
+            ),
+            command=f"kubectl describe secret {source.secret} -n {ns}",
+            rollback=_INSPECT_ONLY,
+            validation=_validation(facts),
+        )
+        return proposal, access
+    where = f" It is set by {source.describe()}." if source is not None else ""
+    proposal = recommendation(
+        summary=(
+            f"{lead}{where} Give the container the right credential, from a Secret "
+            "(env valueFrom.secretKeyRef), not as a plain value in the pod spec."
+        ),
+        command=f"kubectl get {_workload_ref(facts.target)} -o yaml",
+        rollback=_INSPECT_ONLY,
+        validation=_validation(facts),
+    )
+    return proposal, access
 
 
 def _missing_configuration(facts: CrashLoopFacts) -> Advice:
@@ -424,6 +651,23 @@ def _missing_configuration(facts: CrashLoopFacts) -> Advice:
     if refs:
         return _create_reference(facts, refs[0], key), env
     ns = facts.target.namespace
+    if facts.uncaptured_refs and facts.detail == "missing key":
+        ref = facts.uncaptured_refs[0]
+        proposal = recommendation(
+            summary=(
+                f"{key} should come from {ref.kind} {ref.name}"
+                + (f" key {ref.key}" if ref.key else "")
+                + ", which this snapshot did not capture: check that it exists and has the key "
+                "(the command shows it), then create or fix it."
+            ),
+            command=f"kubectl get {ref.kind.lower()} {ref.name} -n {ns} -o yaml",
+            rollback=_INSPECT_ONLY,
+            validation=_validation(facts),
+        )
+        return proposal, env
+    keys = facts.keys or ([key] if key else [])
+    if keys and facts.detail == "missing key" and not all(_ENV_NAME.fullmatch(k) for k in keys):
+        return _settings_in_file(facts, keys), env
     if facts.detail == "missing file":
         directory = posixpath.dirname(key or "") or "its directory"
         proposal = recommendation(
@@ -450,6 +694,54 @@ def _missing_configuration(facts: CrashLoopFacts) -> Advice:
         validation=_validation(facts),
     )
     return proposal, env
+
+
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+_SECRET_SETTING = re.compile(r"secret|password|passwd|token|credential|private|key$", re.I)
+
+
+def _settings_in_file(facts: CrashLoopFacts, keys: list[str]) -> Recommendation:
+    """Settings named as a file or flag names them (client-id, database.url), not as an env
+    var: they go into the configuration file the app reads, and a credential into a Secret."""
+    ns = facts.target.namespace
+    listed = keys[0] if len(keys) == 1 else f"{', '.join(keys[:-1])} and {keys[-1]}"
+    plain = [k for k in keys if not _SECRET_SETTING.search(k)]
+    secret = [k for k in keys if _SECRET_SETTING.search(k)]
+    secret_text = ""
+    if secret:
+        secret_text = (
+            f" Keep {', '.join(secret)} out of the ConfigMap: give it from a Secret (mounted as "
+            "a file, or as an env var from valueFrom.secretKeyRef)."
+        )
+    source = next((f for f in facts.config_files if f.kind == "ConfigMap"), None)
+    if source is not None:
+        copy = f"{source.name}.configmap.yaml"
+        return recommendation(
+            summary=(
+                f"{listed} {'is' if len(keys) == 1 else 'are'} not set in the configuration "
+                f"{facts.container} reads, {source.describe()}: add "
+                f"{', '.join(plain) or 'them'} there, named as that file names its settings."
+                f"{secret_text}"
+            ),
+            command=f"kubectl edit configmap {source.name} -n {ns}",
+            rollback=(
+                f"Save it before the edit (kubectl get configmap {source.name} -n {ns} -o yaml > "
+                f"{copy}) and put it back with kubectl apply -f {copy}."
+            ),
+            validation=_validation(facts),
+        )
+    where = f" It is given {facts.config_files[0].describe()}." if facts.config_files else ""
+    return recommendation(
+        summary=(
+            f"{listed} {'is' if len(keys) == 1 else 'are'} not set: the names are those of a "
+            f"configuration file or command-line flags, not env vars.{where} Set them where "
+            f"{facts.container} reads its configuration (its args, or the file it is given)."
+            f"{secret_text}"
+        ),
+        command=f"kubectl get {_workload_ref(facts.target)} -o yaml",
+        rollback=_INSPECT_ONLY,
+        validation=_validation(facts),
+    )
 
 
 def _create_reference(facts: CrashLoopFacts, ref: ConfigRef, key: str | None) -> Recommendation:
@@ -500,7 +792,11 @@ def _dependency(facts: CrashLoopFacts) -> Advice:
         f"Nothing in {target.kind} {target.name} needs to change: it recovers by itself once "
         f"{dep.target} answers."
     )
-    lead = f"{facts.container} cannot reach {dep.target}: {dep.sentence()}."
+    lead = f"{facts.container} cannot reach {dep.target}: {dep.sentence(pronoun=True)}."
+    if dep.relabel is not None and dep.service and dep.namespace:
+        return _select_again(facts, dep, lead, unchanged)
+    if dep.scope == "pod":
+        return _through_service(facts, dep, lead, unchanged)
     if dep.scaled_to_zero is not None:
         kind, name = dep.scaled_to_zero
         scale = f"kubectl scale {kind.lower()}/{name} -n {dep.namespace}"
@@ -528,6 +824,62 @@ def _dependency(facts: CrashLoopFacts) -> Advice:
     return proposal, ChangeScope()
 
 
+def _select_again(facts: CrashLoopFacts, dep: DependencyCheck, lead: str, unchanged: str) -> Advice:
+    """A Service whose selector nearly matches a workload's pods: select them again."""
+    assert dep.relabel is not None
+    kind, name, values = dep.relabel
+    old = {k: dep.selector[k] for k in values if k in dep.selector}
+    patch = json.dumps({"spec": {"selector": values}}, separators=(",", ":"))
+    undo = json.dumps({"spec": {"selector": old}}, separators=(",", ":"))
+    service = f"service {dep.service} -n {dep.namespace}"
+    proposal = recommendation(
+        summary=(
+            f"{lead} Make Service {dep.service} select {kind} {name}'s pods again (or label the "
+            f"pods as the selector expects, if the Service is right). {unchanged}"
+        ),
+        command=f"kubectl patch {service} -p '{patch}'",
+        rollback=f"kubectl patch {service} -p '{undo}'",
+        validation=(
+            f"`kubectl get endpointslices -n {dep.namespace} -l kubernetes.io/service-name="
+            f"{dep.service}` lists ready endpoints; then {_validation(facts)}"
+        ),
+    )
+    # Re-pointing another team's Service changes what it serves: a human decides.
+    return proposal, ChangeScope(touches=frozenset({Touch.DEPLOY_STRATEGY}))
+
+
+def _through_service(
+    facts: CrashLoopFacts, dep: DependencyCheck, lead: str, unchanged: str
+) -> Advice:
+    """The app dials a pod's IP: it should dial the Service in front of it, on its port."""
+    service = dep.selected_by[0] if dep.selected_by else None
+    where = (
+        f"Service {service[0]} ({dep.namespace}), port {', '.join(map(str, service[1]))}"
+        if service
+        else f"a Service in front of pod {dep.pod}"
+    )
+    given = (
+        f" The address likely comes from {', '.join(facts.address_sources)}."
+        if facts.address_sources
+        else ""
+    )
+    command = (
+        f"kubectl get service {service[0]} -n {dep.namespace} -o wide"
+        if service
+        else f"kubectl get pod {dep.pod} -n {dep.namespace} -o wide"
+    )
+    proposal = recommendation(
+        summary=(
+            f"{lead} Point {facts.container} at {where} instead of a pod's IP (a pod's IP "
+            f"changes whenever the pod is recreated), on the port it serves.{given}"
+        ),
+        command=command,
+        rollback=_INSPECT_ONLY,
+        validation=_validation(facts),
+    )
+    return proposal, ChangeScope(touches=frozenset({Touch.ENV}))
+
+
 def _inspect_dependency(dep: DependencyCheck, ns: str, logs: str) -> tuple[str, str]:
     """A command that looks at the dependency, and what to do with what it shows."""
     if dep.state == "no-ready-endpoints":
@@ -535,6 +887,13 @@ def _inspect_dependency(dep: DependencyCheck, ns: str, logs: str) -> tuple[str, 
         selector = ",".join(f"{k}={v}" for k, v in sorted(dep.selector.items()))
         if selector:
             describe = f"kubectl get pods -n {dep.namespace} -l {selector} -o wide && {describe}"
+        if dep.not_ready_pods:
+            describe = (
+                f"kubectl get pods -n {dep.namespace} -l {selector} -o wide && kubectl describe "
+                f"pod {dep.not_ready_pods[0]} -n {dep.namespace}"
+                if selector
+                else f"kubectl describe pod {dep.not_ready_pods[0]} -n {dep.namespace}"
+            )
         return describe, f"Restore the pods behind Service {dep.service}."
     if dep.state == "no-service":
         return f"kubectl get services -n {dep.namespace}", (

@@ -17,7 +17,7 @@ from enum import StrEnum
 # Only the end of a log is scanned: the crash is there, and a 100 MB log must cost no more.
 _SCAN_LINES = 400
 _SCAN_CHARS = 64 * 1024
-_LINE_LIMIT = 400
+_LINE_LIMIT = 4096  # a JSON log line with its stack trace is read whole
 
 
 class Signal(StrEnum):
@@ -29,6 +29,7 @@ class Signal(StrEnum):
     CONFIG_KEY = "missing-config-key"
     CONFIG_FILE = "missing-file"
     DEPENDENCY = "dependency"
+    CREDENTIALS = "credentials"  # a dependency answered and refused the credentials
     SEGFAULT = "segfault"
     START_OTHER = "start-error"
 
@@ -66,7 +67,14 @@ _START_PERMISSION = re.compile(
 _START_SUBJECT = re.compile(
     r"exec: \"(?P<s>[^\"]+)\"|executable file `(?P<t>[^`]+)`|exec (?P<u>/\S+?):"
 )
-_EXEC_FORMAT = re.compile(r"exec (?P<s>\S+?): exec format error|exec format error", re.IGNORECASE)
+# runc: "exec /app/server: exec format error" (older: "standard_init_linux.go:228: exec user
+# process caused: exec format error"); crun: "exec container process `/app/server`: Exec format
+# error".
+_EXEC_FORMAT = re.compile(
+    r"exec (?P<s>/\S+?): exec format error|exec container process `(?P<t>[^`]+)`: exec format "
+    r"error|exec format error",
+    re.IGNORECASE,
+)
 
 
 def start_error(text: str) -> Clue | None:
@@ -84,7 +92,8 @@ def start_error(text: str) -> Clue | None:
         return Clue(Signal.PERMISSION, text, subject=subject, detail="permission denied")
     exec_format = _EXEC_FORMAT.search(text)
     if exec_format:
-        return Clue(Signal.EXEC_FORMAT, text, subject=exec_format["s"], detail="exec format error")
+        subject = exec_format["s"] or exec_format["t"]
+        return Clue(Signal.EXEC_FORMAT, text, subject=subject, detail="exec format error")
     if re.search(r"OCI runtime|runc create failed|crun:|failed to create (?:shim|containerd) task"
                  r"|failed to start container|container create failed", text, re.I):  # fmt: skip
         return Clue(Signal.START_OTHER, text, detail="the container runtime could not start it")
@@ -132,10 +141,13 @@ _CONFIG_KEY_LOG = (
         r"(?:not set|unset|missing|undefined|not defined|empty|required|must be set)",
         re.IGNORECASE,
     ),
+    # oauth2-proxy: "provider missing setting: client-id", "missing setting: client-secret or
+    # client-secret-file": a setting's name may hold hyphens.
     re.compile(
         r"missing (?:required )?(?:environment variables?|env vars?|config(?:uration)? "
         r"(?:keys?|values?"
-        r"|options?|settings?|variables?)|settings?|variables?)[:\s]+['\"`\[]?(?P<s>[A-Za-z_][\w.]*)",
+        r"|options?|settings?|variables?)|settings?|variables?)[:\s]+['\"`\[]?"
+        r"(?P<s>[A-Za-z_](?:[\w.-]*\w)?)",
         re.IGNORECASE,
     ),
     re.compile(
@@ -149,6 +161,9 @@ _CONFIG_KEY_LOG = (
 )
 _LOG_LEVELS = frozenset({"ERROR", "FATAL", "WARN", "WARNING", "INFO", "DEBUG", "TRACE", "PANIC",
                          "CRITICAL", "ERR", "CRIT", "EMERG", "ALERT", "NOTICE"})  # fmt: skip
+# "missing setting for email validation: ..." names no setting.
+_NOT_NAMES = frozenset({"for", "in", "from", "the", "a", "an", "of", "to", "or", "and", "at", "on",
+                        "value", "values", "required"})  # fmt: skip
 # pydantic-settings names the field on the line before: "database_url\n  Field required [...".
 _PYDANTIC_MISSING = re.compile(r"^\s*Field required \[type=missing")
 _CONFIG_FILE_LOG = (
@@ -162,13 +177,21 @@ _CONFIG_FILE_LOG = (
         r"(?:not found|does not exist|is missing)",
         re.I,
     ),
+    # Rust's anyhow chain, read as one line: "failed to read /etc/x.toml: No such file or
+    # directory (os error 2)".
+    re.compile(
+        r"\b(?:read|open|load|reading|opening|loading)\s+['\"`]?(?P<s>/[^\s:'\"`()]+)['\"`]?: "
+        r"No such file or directory",
+        re.I,
+    ),
 )
 _DEPENDENCY_FAILURES = (
     ("DNS lookup failed (no such host)", re.compile(
         r"no such host|name or service not known|could not translate host name|getaddrinfo "
         r"(?:ENOTFOUND|EAI_AGAIN)|temporary failure in name resolution|UnknownHostException"
         r"|nodename nor servname|Name does not resolve|server misbehaving", re.IGNORECASE)),
-    ("connection refused", re.compile(r"connection refused|ECONNREFUSED", re.IGNORECASE)),
+    ("connection refused", re.compile(
+        r"connection refused|ECONNREFUSED|\bconnection to \S+ refused", re.IGNORECASE)),
     ("connection timed out", re.compile(
         r"i/o timeout|connection timed out|ETIMEDOUT|connect timeout|timed out (?:while )?"
         r"connecting|server selection timed out|connection attempt timed out", re.IGNORECASE)),
@@ -181,6 +204,24 @@ _DEPENDENCY_FAILURES = (
         r"\b(?:unable to|could not|couldn't|cannot|can't|failed to) (?:connect|dial|reach)\b",
         re.IGNORECASE)),
 )  # fmt: skip
+# A dependency that answered and refused the credentials: PostgreSQL (28P01), MySQL and MariaDB
+# (1045), SQL Server (18456), Redis ACLs, Kafka SASL, MongoDB, RabbitMQ.
+_CREDENTIALS = re.compile(
+    r"password authentication failed|SQLSTATE[ =]?28P01|\(SQLSTATE 28P01\)|InvalidPasswordError"
+    r"|Access denied for user\b|\bLogin failed for user\b|\bWRONGPASS\b|\bNOAUTH\b"
+    r"|SASL authentication (?:failed|error)|failed SASL auth|SaslAuthenticationException"
+    r"|due to invalid credentials|Authentication failed\.|\bAuthenticationFailed\b"
+    r"|ACCESS_REFUSED - Login was refused|invalid username[- /]?(?:or )?password"
+    r"|\bbad credentials\b|\binvalid credentials\b",
+    re.IGNORECASE,
+)
+# An API the app calls that answered 401 or 403: the client's words, not an access log line.
+_HTTP_REFUSED = re.compile(
+    r"\b(?:401|403) (?:Client Error|Unauthori[sz]ed|Forbidden)\b|status code (?:401|403)\b"
+    r"|unexpected status(?: code)?:? \"?(?:401|403)\b|: Unauthori[sz]ed\s*$",
+    re.IGNORECASE,
+)
+_ACCESS_LOG = re.compile(r"\"(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) /\S* HTTP/[\d.]+\"")
 # A failed login or handshake is the dependency answering: not an unavailable one.
 _ANSWERED = re.compile(
     r"authentication failed|access denied|password|certificate|x509|tls: |unauthori[sz]ed"
@@ -205,13 +246,14 @@ _HOST_PATTERNS = (
     re.compile(
         rf"\b(?:connect|connection|connecting) to (?:host )?['\"`]?(?:{_IP}|{_HOST}):(?P<port>\d+)"
     ),
-    re.compile(rf"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]*@)?{_HOST}(?::(?P<port>\d+))?"),
+    re.compile(rf"\b[a-z][a-z0-9+._-]*://(?:[^@/\s]*@)?{_HOST}(?::(?P<port>\d+))?"),
     re.compile(rf"(?<![\w./-]){_HOST}:(?P<port>\d{{2,5}})\b"),
 )
 # A name found next to an IP in structured logs: {"host":"postgres"} or host=postgres.
 _NAME = r"([A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*)"
+# Not "hostname": pino, bunyan and winston write the logger's own host there (the pod's name).
 _HOST_FIELDS = re.compile(
-    rf"\"(?:host|hostname|server|addr|address|db_host)\"\s*:\s*\"{_NAME}\"|\bhost=['\"]?{_NAME}",
+    rf"\"(?:host|server|addr|address|db_host)\"\s*:\s*\"{_NAME}\"|\bhost=['\"]?{_NAME}",
     re.IGNORECASE,
 )
 _SOURCE_FILE = re.compile(r"\.(?:go|py|js|mjs|ts|java|kt|scala|rb|rs|c|cc|cpp|h|cs|php|ex|exs)$")
@@ -224,20 +266,83 @@ _ERRORISH = re.compile(
     r"|not found|cannot|can't|could not|unable to|invalid|no such|missing|undefined|not defined"
     r"|unknown|killed|abort(?:ed|ing)?|exiting)\b"
 )
+# A line that opens with an exception or a fatal word. .NET's inner exceptions ("---> X: msg"),
+# its "Unhandled exception. X: msg", errno-style suffixes ("SocketException (111): msg") and
+# PHP's "PHP Fatal error:  Uncaught X: msg" count; so does a Rust panic.
 _HEADLINE = re.compile(
-    r"^\s*(?:[\w.]*(?:Error|Exception|Panic)\b[:(]|panic:|fatal error:|FATAL\b|Fatal\b|"
-    r"\[?(?:CRITICAL|FATAL|EMERG)\]?\b|Caused by:)|flag provided but not defined|unknown (?:flag|"
+    r"^\s*(?:--->\s*|Unhandled exception\.\s*)?(?:[\w.$\\]*(?:Error|Exception|Panic)\b"
+    r"(?:\s*\([^)]*\))?\s*[:(]|panic:|fatal error:|FATAL\b|Fatal\b|"
+    r"\[?(?:CRITICAL|FATAL|EMERG)\]?\b|Caused by:)|^PHP (?:Fatal|Parse) error:|^thread '[^']*' "
+    r"panicked at|flag provided but not defined|unknown (?:flag|"
     r"option|command)|unrecognized (?:arguments|option)|invalid (?:option|argument)"
 )
 _USAGE = re.compile(r"^\s*(?:Usage of |usage: |Usage: )")
+# Lines that only say where an error went, never what it was: stack frames and the footers that
+# runtimes print between and after them (Java, .NET, Node, Python, PHP, Ruby, Rust, Go), and the
+# code excerpts some error pages print.
+_FRAME = re.compile(
+    r"^\s+at\s+\S|^\s*--- End of (?:inner exception )?stack trace|^\s*\.\.\. \d+ (?:more|common "
+    r"frames omitted)|^\s*File \"[^\"]+\", line \d+|^Traceback \(most recent call last\):"
+    r"|^\s*#\d+ |^Stack trace:\s*$|^\s*thrown in .+ on line \d+\s*$|^\s*from \S+:\d+:in "
+    r"|^note: run with `RUST_BACKTRACE=|^stack backtrace:\s*$|^goroutine \d+ \[|^\s+/\S+\.go:\d+"
+    r"|^Node\.js v\d|^\s*\^+\s*$|^\s*[{}]\s*$|^\s+(?:errno|code|syscall|address|port|hostname"
+    r"|path|dest|info|requireStack|cause|reason):|^node:internal/|^\s*\(Background on this error "
+    r"at:|^\s*(?:During handling of the above exception|The above exception was the direct cause)"
+    r"|^\s*\+\d+ vendor frames|^\s*(?:➜\s*)?\d+▕|^\s*\d+\s+\S+:\d+\s*$"
+)
+# A line that names an exception and nothing else: the message is on another line.
+_BARE_CLASS = re.compile(
+    r"(?:Caused by:\s*|--->\s*|Unhandled exception\.\s*|Exception in thread \"[^\"]*\"\s*)?"
+    r"[\w.$\\]+(?:Exception|Error)(?:\s*\((?:0x)?[0-9A-Fa-f]+\))?:?"
+)
+_CAUSE_PREFIX = re.compile(r"^(?:Caused by:\s*|--->\s*)")
+_RUST_PANIC = re.compile(r"^thread '[^']*' panicked at \S+:\d+:\d+:$")
+_CHAIN_ITEM = re.compile(r"^\s+(?:\d+: )?(?P<m>\S.*)$")
+# The kubelet's answer when the log of a container's run is gone (the runtime removed it):
+# its words, not the application's.
+_UNRETRIEVABLE = re.compile(r"^unable to retrieve container logs for \S+$")
+# A process that stalled while it ran (an event loop or a runtime pause): why a liveness probe
+# that passed for a while stops answering.
+_STALL = re.compile(
+    r"event[- ]loop (?:lag|delay|blocked|utili[sz]ation)|blocked the event loop|GC pause|Pause "
+    r"Full|stop-the-world|thread ?pool starvation|Heartbeat took longer than|blocked for more than"
+    r"|\bdeadlock detected\b",
+    re.IGNORECASE,
+)
 
 
 def log_lines(text: str | None) -> list[str]:
-    """The last lines of a log, each bounded, for scanning."""
+    """The last lines of a log, each bounded, for scanning; a message a runtime spreads over
+    several lines (a Rust panic, an anyhow error chain) is joined into one."""
     if not text:
         return []
     lines = text[-_SCAN_CHARS:].replace("\r\n", "\n").split("\n")
-    return [line[:_LINE_LIMIT] for line in lines[-_SCAN_LINES:] if line.strip()]
+    return _joined([line[:_LINE_LIMIT] for line in lines[-_SCAN_LINES:] if line.strip()])
+
+
+def _joined(lines: list[str]) -> list[str]:
+    """Rust's panic message on the line after "panicked at file:line:col:", and anyhow's
+    "Error: X" + "Caused by:" + its indented chain, each as the one line they mean."""
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if _RUST_PANIC.match(line.strip()) and following and not _FRAME.search(following):
+            out.append(f"{line.strip()} {following.strip()}")
+            index += 2
+            continue
+        if line.startswith("Error: ") and following.strip() == "Caused by:":
+            chain = [line.removeprefix("Error: ").strip()]
+            index += 2
+            while index < len(lines) and (item := _CHAIN_ITEM.match(lines[index])):
+                chain.append(item["m"].strip())
+                index += 1
+            out.append("Error: " + ": ".join(chain))
+            continue
+        out.append(line)
+        index += 1
+    return out
 
 
 def scan_log(text: str | None) -> list[Clue]:
@@ -266,13 +371,17 @@ def _scan_line(line: str, index: int, lines: list[str], *, go_panic: bool) -> Cl
         return Clue(Signal.PERMISSION, line, index, match["s"].strip(), "exec")
     exec_format = _EXEC_FORMAT.search(line)
     if exec_format:
-        return Clue(Signal.EXEC_FORMAT, line, index, exec_format["s"], "exec format error")
+        subject = exec_format["s"] or exec_format["t"]
+        return Clue(Signal.EXEC_FORMAT, line, index, subject, "exec format error")
     match = _first(_PERMISSION_FILE_LOG, line)
     if match:
         kind = "bind" if "bind:" in line else "read-only" if "read-only" in line.lower() else "file"
         return Clue(Signal.PERMISSION, line, index, match["s"], kind)
+    credentials = _credentials(line, index)
+    if credentials is not None:
+        return credentials
     match = _first(_CONFIG_KEY_LOG, line)
-    if match and match["s"].upper() not in _LOG_LEVELS:
+    if match and match["s"].upper() not in _LOG_LEVELS and match["s"].lower() not in _NOT_NAMES:
         return Clue(Signal.CONFIG_KEY, line, index, match["s"], "missing key")
     if _PYDANTIC_MISSING.search(line) and index > 0:
         field = lines[index - 1].strip()
@@ -287,6 +396,58 @@ def _scan_line(line: str, index: int, lines: list[str], *, go_panic: bool) -> Cl
     if _SEGFAULT.search(line) and not go_panic:
         return Clue(Signal.SEGFAULT, line, index, None, "segmentation fault")
     return None
+
+
+def _credentials(line: str, index: int) -> Clue | None:
+    """A dependency that answered and refused the credentials, and which one when the line
+    says; a 401/403 only as a client reports it (an access log of the app's own answers is not
+    one)."""
+    found = _CREDENTIALS.search(line)
+    if found is None:
+        found = None if _ACCESS_LOG.search(line) else _HTTP_REFUSED.search(line)
+    if found is None:
+        return None
+    host, _, port = _host_port(line)
+    return Clue(Signal.CREDENTIALS, line, index, host, found[0].strip(), port=port)
+
+
+# Which kind of server refused the credentials, by its words; the words name its settings too.
+_CREDENTIAL_KINDS = (
+    ("PostgreSQL server", re.compile(r"28P01|password authentication failed|InvalidPassword"
+                                     r"|failed SASL auth|\bpq: ", re.I), ("postgres", "pg", "db")),
+    ("MySQL server", re.compile(r"Access denied for user|\b1045\b", re.I), ("mysql", "db")),
+    ("SQL Server", re.compile(r"Login failed for user", re.I), ("mssql", "sql", "db")),
+    ("Redis server", re.compile(r"WRONGPASS|NOAUTH", re.I), ("redis", "cache")),
+    ("Kafka broker", re.compile(r"SASL|kafka", re.I), ("kafka", "sasl", "broker")),
+    ("MongoDB server", re.compile(r"mongo", re.I), ("mongo", "mongodb", "db")),
+    ("RabbitMQ broker", re.compile(r"ACCESS_REFUSED|amqp|rabbit", re.I), ("rabbitmq", "amqp")),
+)  # fmt: skip
+_QUOTE_END = re.compile(r" \(Connection: |\\?\", ?\\?\"|\"\}| in /\S+:\d+| at /| For details")
+
+
+def credential_kind(line: str) -> str:
+    """What refused the credentials: "PostgreSQL server", "Redis server", "API"."""
+    return next((kind for kind, pattern, _ in _CREDENTIAL_KINDS if pattern.search(line)), "API")
+
+
+def credential_words(line: str) -> set[str]:
+    """Words that env var names of that kind of server's settings use (DB, POSTGRES, REDIS)."""
+    found = next((words for _, pattern, words in _CREDENTIAL_KINDS if pattern.search(line)), ())
+    return {*found, "database"} if "db" in found else set(found)
+
+
+def credential_quote(line: str) -> str | None:
+    """The refusal as the server or client worded it, from its first telling word: 'password
+    authentication failed for user "orders" (SQLSTATE 28P01)'."""
+    text = _readable(line)
+    if text.startswith("{"):  # a JSON line cut short: its escaped quotes are quotes
+        text = text.replace('\\"', '"')
+    found = _CREDENTIALS.search(text) or _HTTP_REFUSED.search(text)
+    if found is None:
+        return None
+    quote = text[found.start() :]
+    end = _QUOTE_END.search(quote)
+    return (quote[: end.start()] if end else quote).strip()[:160] or None
 
 
 def _dependency(line: str, index: int, lines: list[str]) -> Clue | None:
@@ -337,6 +498,18 @@ def is_ip(host: str) -> bool:
     return True
 
 
+def unretrievable(text: str | None) -> bool:
+    """Whether a "log" is the kubelet saying the run's log is gone."""
+    return bool(text) and _UNRETRIEVABLE.match((text or "").strip()) is not None
+
+
+def stall_line(text: str | None) -> str | None:
+    """The last line saying the process stalled while it ran (event-loop lag, a GC pause), as
+    it reads."""
+    found = next((line for line in reversed(log_lines(text)) if _STALL.search(line)), None)
+    return _readable(found).strip()[:200] if found else None
+
+
 def _without_usage(lines: list[str]) -> list[str]:
     """The lines without a command-line usage text (its help lines mention "error" and such)."""
     kept: list[str] = []
@@ -353,25 +526,34 @@ def _without_usage(lines: list[str]) -> list[str]:
 
 
 def error_lines(text: str | None, limit: int = 5) -> list[str]:
-    """The last lines of a log that read like errors (the last lines at all when none do)."""
+    """The last lines of a log that read like errors (the last lines at all when none do),
+    without stack frames and footers."""
     lines = _without_usage(log_lines(text))
-    errors = [line for line in lines if _ERRORISH.search(line)]
-    return (errors or lines)[-limit:]
+    said = [line for line in lines if not _FRAME.search(line)] or lines
+    errors = [line for line in said if _ERRORISH.search(line)]
+    return (errors or said)[-limit:]
 
 
 def headline(text: str | None) -> str | None:
-    """The one log line that best says why the process ended: the last exception or fatal line,
-    else the last error-like line, else the last line. Structured (JSON) lines are read as their
-    message and error fields."""
+    """The one log line that best says why the process ended: the last exception or fatal line
+    (the deepest cause of a chain), else the last error-like line, else the last line. Stack
+    frames and footers are never it, nor an exception's bare class name when a line with its
+    message exists. Structured (JSON) lines are read as their message and error fields."""
     lines = _without_usage(log_lines(text))
     if not lines:
         return None
+    said = [line for line in lines if not _FRAME.search(line)] or lines
+    worded = [line for line in said if not _BARE_CLASS.fullmatch(line.strip())] or said
     chosen = next(
-        (line for line in reversed(lines) if _HEADLINE.search(line) or _fatal_json(line)), None
+        (line for line in reversed(worded) if _HEADLINE.search(line) or _fatal_json(line)), None
     )
     if chosen is None:
-        chosen = next((line for line in reversed(lines) if _ERRORISH.search(line)), lines[-1])
-    return _readable(chosen).strip()[:300]
+        chosen = next(
+            (line for line in reversed(worded) if _ERRORISH.search(line) or _warn_json(line)),
+            worded[-1],
+        )
+    readable = _readable(chosen).strip()
+    return _CAUSE_PREFIX.sub("", readable)[:300] if readable else None
 
 
 def reads_as_error(line: str) -> bool:
@@ -385,6 +567,14 @@ def _fatal_json(line: str) -> bool:
             r"\"(?:level|severity|lvl)\"\s*:\s*(?:\"(?:fatal|panic|critical|emerg)\"|60)",
             line,
             re.I,
+        )
+    )
+
+
+def _warn_json(line: str) -> bool:
+    return line.lstrip().startswith("{") and bool(
+        re.search(
+            r"\"(?:level|severity|lvl)\"\s*:\s*(?:\"(?:warn|warning|error|err)\"|40|50)", line, re.I
         )
     )
 

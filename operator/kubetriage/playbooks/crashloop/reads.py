@@ -1,7 +1,8 @@
 """What the CrashLoopBackOff runbook reads: each crash-looping container's status, events and
-previous log (a `Crash`), and the cluster around it: the ConfigMaps and Secrets a container
-references, the Service behind a host its log could not reach, and the Deployment revision that
-last worked.
+last log (a `Crash`), and the cluster around it: the ConfigMaps and Secrets a container
+references (and which of them feed a credential), the Service or pod behind a host or IP its log
+could not reach and why it has no ready endpoint, the architecture of the nodes its pods fail
+and run on, and the Deployment revision that last worked.
 
 Everything reads through the `ClusterReader` and tolerates malformed objects. Secrets are
 checked for existence only, and ConfigMaps for their keys (never values): that is all the reader
@@ -10,6 +11,7 @@ gives, and all a report may say.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,16 +21,20 @@ from kubetriage.clients.kube import ClusterReader
 from kubetriage.k8s.access import (
     KubeObject,
     as_dict,
+    as_list,
+    containers,
     dicts,
     int_field,
     labels_of,
+    meta,
     name_of,
+    namespace_of,
     pod_ready,
     pod_template,
 )
-from kubetriage.k8s.events import event_count, event_time
+from kubetriage.k8s.events import about, event_count, event_time
 from kubetriage.k8s.history import describe, replica_sets_of, revision_of, template_changes
-from kubetriage.k8s.owners import WorkloadRef, controller_of
+from kubetriage.k8s.owners import WorkloadRef, controller_of, owning_workload
 from kubetriage.k8s.selectors import service_selects
 from kubetriage.k8s.time import EPOCH, parse_time
 from kubetriage.models import Category
@@ -39,7 +45,9 @@ from kubetriage.playbooks.crashloop.messages import (
     probe_failure,
     probe_kill,
     scan_log,
+    stall_line,
     start_error,
+    unretrievable,
 )
 from kubetriage.redact import env_names
 
@@ -63,7 +71,10 @@ class Crash:
     started: datetime | None = None
     finished: datetime | None = None
     restarts: int | None = None
-    log: str | None = None
+    current: bool = False  # the termination is the container's state now, not its lastState
+    log: str | None = None  # the last run's log; "" when it wrote nothing
+    log_state: str = "absent"  # read | empty | absent | unretrievable
+    stall: str | None = None  # a line saying the process stalled while it ran
     kill_probe: str | None = None  # liveness | startup: a Killing event caused this termination
     kill_events: int = 0
     probe_failures: list[tuple[ProbeFailure, int]] = field(default_factory=list)
@@ -95,16 +106,17 @@ class Crash:
 
 
 def read_status(pod: KubeObject, container: str, init: bool) -> Crash:
-    """The container's last termination from the pod status (the current one when the kubelet
-    has not moved it to `lastState` yet)."""
+    """The container's last termination from the pod status: its state when it is terminated
+    now (the kubelet keeps a crashed container so for most of its back-off, and `lastState` is
+    then the run before), else `lastState`."""
     crash = Crash(pod=pod, container=container, init=init)
     status = as_dict(pod.get("status"))
     field_name = "initContainerStatuses" if init else "containerStatuses"
     statuses = dicts(status.get(field_name)) or dicts(status.get("containerStatuses"))
     entry = next((s for s in statuses if s.get("name") == container), {})
-    terminated = as_dict(as_dict(entry.get("lastState")).get("terminated")) or as_dict(
-        as_dict(entry.get("state")).get("terminated")
-    )
+    now = as_dict(as_dict(entry.get("state")).get("terminated"))
+    crash.current = bool(now)
+    terminated = now or as_dict(as_dict(entry.get("lastState")).get("terminated"))
     code = terminated.get("exitCode")
     crash.exit_code = code if isinstance(code, int) and not isinstance(code, bool) else None
     crash.reason = str(terminated.get("reason") or "")
@@ -161,12 +173,25 @@ def _caused_last_exit(crash: Crash, when: datetime | None) -> bool:
 
 
 def read_log(crash: Crash, reader: ClusterReader, namespace: str) -> None:
-    """The previous instance's log; a FallbackToLogsOnError termination message stands in."""
-    crash.log = reader.container_log(namespace, crash.pod_name, crash.container, previous=True)
+    """The log of the run that ended: the current log while the container is terminated now
+    (`kubectl logs`), else the previous one (`kubectl logs --previous`). Empty and absent are
+    told apart, and so is the kubelet's "unable to retrieve container logs" (the run's log is
+    gone), which is not the application's. A FallbackToLogsOnError termination message stands
+    in for a log that says nothing."""
+    for previous in (False, True) if crash.current else (True,):
+        text = reader.container_log(namespace, crash.pod_name, crash.container, previous=previous)
+        if text is None:
+            continue
+        if unretrievable(text):
+            crash.log_state = "unretrievable"
+            continue
+        crash.log, crash.log_state = text, "read" if text.strip() else "empty"
+        break
     text = crash.log
-    if not text and crash.message and crash.start_failure is None:
+    if not (text or "").strip() and crash.message and crash.start_failure is None:
         text = crash.message  # the log tail, with terminationMessagePolicy FallbackToLogsOnError
     crash.clues = scan_log(text)
+    crash.stall = stall_line(crash.log)
 
 
 def probe_window(probe: dict[str, Any]) -> tuple[int, int, int, int, int]:
@@ -191,7 +216,7 @@ class ConfigRef:
     key: str | None
     used_by: str  # "env DATABASE_URL", "envFrom", "volume config"
     optional: bool
-    state: str  # ok | missing-object | missing-key | unknown
+    state: str  # ok | missing-object | missing-key | not-captured | unknown
 
     @property
     def missing(self) -> bool:
@@ -212,6 +237,8 @@ class ConfigRef:
             "ok": "exists",
             "missing-object": f"{self.kind} {self.name} does not exist",
             "missing-key": f"{self.kind} {self.name} has no key {self.key}",
+            "not-captured": f"{self.kind} {self.name} is not in this snapshot (not captured: "
+            "whether it exists is unknown)",
             "unknown": "existence unknown (Secrets are not read)",
         }[self.state]
         optional = " (optional)" if self.optional else ""
@@ -227,6 +254,8 @@ class ConfigView:
     opaque_sources: list[str] = field(default_factory=list)  # envFrom Secrets: keys unknowable
     mounts: list[tuple[str, str]] = field(default_factory=list)  # (mountPath, what is mounted)
     config_map_keys: dict[str, set[str]] = field(default_factory=dict)
+    files: list[ConfigFile] = field(default_factory=list)  # configuration files it is given
+    plain_env: set[str] = field(default_factory=set)  # env vars set to a value in the spec
 
     @property
     def missing(self) -> list[ConfigRef]:
@@ -255,8 +284,11 @@ def config_view(
     def check(kind: str, name: str, key: str | None, used_by: str, optional: bool) -> None:
         if kind == "ConfigMap":
             keys = keys_of(name)
-            state = "missing-object" if keys is None else "ok"
-            if keys is not None and key and key not in keys:
+            state = "ok"
+            if keys is None:
+                exists = reader.config_map_exists(namespace, name)
+                state = "not-captured" if exists is None else "missing-object"
+            elif key and key not in keys:
                 state = "missing-key"
         else:
             exists = reader.secret_exists(namespace, name)
@@ -264,6 +296,8 @@ def config_view(
         view.refs.append(ConfigRef(kind, name, key, used_by, optional, state))
 
     for var in dicts(container.get("env")):
+        if "value" in var and isinstance(var.get("name"), str):
+            view.plain_env.add(var["name"])
         value_from = as_dict(var.get("valueFrom"))
         for field_name, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
             ref = as_dict(value_from.get(field_name))
@@ -280,7 +314,89 @@ def config_view(
         if _service_account_volume(volume):
             continue  # kube-api-access-*: Kubernetes injects and maintains it
         view.mounts.append((str(mount.get("mountPath") or ""), _check_volume(volume, check)))
+    view.files = config_files(pod_spec, container)
     return view
+
+
+# --- the configuration files a container is given -------------------------------------------
+
+_SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "/bin/sh", "/bin/bash", "/bin/ash"})
+_CONFIG_FLAG = re.compile(r"^--?(?:[\w.-]*config[\w.-]*|[\w.-]*conf|settings|settings-file)$", re.I)
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A configuration file a container is told to read (a flag), or a ConfigMap or Secret
+    mounted where such files live, and where its content comes from."""
+
+    path: str
+    kind: str | None = None  # ConfigMap | Secret, when a volume of one holds the path
+    name: str | None = None
+    key: str | None = None  # the key that becomes the file, when known
+    mount_path: str | None = None
+    from_flag: bool = False
+
+    def describe(self) -> str:
+        """Where the setting would go: the file and the object behind it."""
+        if self.kind is None:
+            return self.path
+        key = f" key {self.key}" if self.key else ""
+        return f"{self.path} ({self.kind} {self.name}{key}, mounted at {self.mount_path})"
+
+
+def config_files(pod_spec: dict[str, Any], container: dict[str, Any]) -> list[ConfigFile]:
+    """The files a container reads its settings from: a path given to a config flag
+    (`--config=/etc/app/app.cfg`, `-config /x`), resolved to the ConfigMap or Secret volume
+    mounted there; else each ConfigMap or Secret volume it mounts."""
+    argv = [str(a) for a in list(container.get("command") or []) + list(container.get("args") or [])
+            if isinstance(a, str | int)]  # fmt: skip
+    paths: list[str] = []
+    if not (argv and argv[0] in _SHELLS):
+        for index, word in enumerate(argv):
+            flag, _, value = word.partition("=")
+            if not _CONFIG_FLAG.match(flag):
+                continue
+            value = value or (argv[index + 1] if index + 1 < len(argv) else "")
+            if value.startswith("/"):
+                paths.append(value)
+    volumes = {str(v.get("name")): v for v in dicts(pod_spec.get("volumes"))}
+    mounts = sorted(
+        ((str(m.get("mountPath") or ""), volumes.get(str(m.get("name")), {}))
+         for m in dicts(container.get("volumeMounts"))),
+        key=lambda pair: len(pair[0]), reverse=True,
+    )  # fmt: skip
+    found = [_file_at(path, mounts) for path in paths]
+    if found:
+        return found
+    return [
+        ConfigFile(path, kind, name, None, path)
+        for path, volume in mounts
+        for kind, name in [_object_of(volume)]
+        if kind is not None and name and not _service_account_volume(volume)
+    ]
+
+
+def _object_of(volume: dict[str, Any]) -> tuple[str | None, str | None]:
+    if volume.get("configMap") is not None:
+        return "ConfigMap", str(as_dict(volume.get("configMap")).get("name") or "") or None
+    if volume.get("secret") is not None:
+        return "Secret", str(as_dict(volume.get("secret")).get("secretName") or "") or None
+    return None, None
+
+
+def _file_at(path: str, mounts: list[tuple[str, dict[str, Any]]]) -> ConfigFile:
+    for mount_path, volume in mounts:
+        if not mount_path or not path.startswith(mount_path.rstrip("/") + "/"):
+            continue
+        kind, name = _object_of(volume)
+        if kind is None:
+            break
+        relative = path[len(mount_path.rstrip("/")) + 1 :]
+        source = as_dict(volume.get("configMap") if kind == "ConfigMap" else volume.get("secret"))
+        items = {str(i.get("path")): str(i.get("key")) for i in dicts(source.get("items"))}
+        key = items.get(relative) or (None if items or "/" in relative else relative)
+        return ConfigFile(path, kind, name, key, mount_path, from_flag=True)
+    return ConfigFile(path, from_flag=True)
 
 
 def _env_from(
@@ -332,16 +448,18 @@ def _check_volume(volume: dict[str, Any], check: _Check) -> str:
 
 # --- a dependency named by the log ------------------------------------------------------------
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"})
+_LISTED = 3
 
 
 @dataclass
 class DependencyCheck:
-    """What the cluster says about a host the container could not reach."""
+    """What the cluster says about a host or IP the container could not reach (or that refused
+    its credentials)."""
 
     host: str | None
     ip: str | None
     port: int | None
-    scope: str = "unknown"  # service | external | local | ip | unknown
+    scope: str = "unknown"  # service | pod | external | local | ip | unknown
     service: str | None = None
     namespace: str | None = None
     state: str = "unknown"  # no-service | external-name | no-ready-endpoints | ready | unknown
@@ -351,6 +469,16 @@ class DependencyCheck:
     backing: list[str] = field(default_factory=list)
     scaled_to_zero: tuple[str, str] | None = None  # (kind, name) of a workload at 0 replicas
     selector: dict[str, str] = field(default_factory=dict)
+    via_ip: bool = False  # the log gave the Service's ClusterIP, not its name
+    why: list[str] = field(default_factory=list)  # why no endpoint is ready
+    relabel: tuple[str, str, dict[str, str]] | None = None  # (kind, name, selector values)
+    not_ready_pods: list[str] = field(default_factory=list)
+    pod: str | None = None  # scope pod: the pod whose IP it is
+    pod_owner: str | None = None  # "StatefulSet pg-main"
+    pod_ready: bool = False
+    pod_state: str = ""
+    pod_ports: list[int] = field(default_factory=list)
+    selected_by: list[tuple[str, list[int]]] = field(default_factory=list)  # Services, ports
 
     @property
     def target(self) -> str:
@@ -358,13 +486,20 @@ class DependencyCheck:
         host = self.host or self.ip or "an unnamed host"
         return f"{host}:{self.port}" if self.port else host
 
-    def sentence(self) -> str:
-        """What was found, as one clause for a summary."""
+    def sentence(self, *, pronoun: bool = False) -> str:
+        """What was found, as one clause; `pronoun` starts it with "it" instead of the target
+        (after a clause that already named it)."""
+        lead = "it" if pronoun else self.target
         where = f"Service {self.service} in namespace {self.namespace}"
         if self.scope == "local":
             return f"{self.target} is inside the pod itself (a sidecar, or the app's own port)"
         if self.scope == "ip":
-            return f"{self.target} is an IP address, and the log gives no Service name for it"
+            return (
+                f"{'it' if pronoun else self.ip or self.host} is not the ClusterIP of any Service "
+                f"in the cluster, nor the IP of a pod in namespace {self.namespace}"
+            )
+        if self.scope == "pod":
+            return self._pod_sentence(lead)
         if self.scope == "external":
             return f"{self.host} is not a cluster Service name (an external host)"
         if self.scope == "unknown":
@@ -373,29 +508,57 @@ class DependencyCheck:
             return f"no {where} exists"
         if self.state == "external-name":
             return f"{where} is an ExternalName Service"
-        backing = f": {'; '.join(self.backing)}" if self.backing else ""
+        head = f"{lead} is the ClusterIP of {where}, which" if self.via_ip else f"{where} exists"
         if self.state == "no-ready-endpoints":
             not_ready = f" ({self.not_ready} not ready)" if self.not_ready else ""
-            return f"{where} exists but has no ready endpoints{not_ready}{backing}"
+            reasons = [*self.why, *self.backing]
+            detail = f": {'; '.join(reasons)}" if reasons else ""
+            verb = "has" if self.via_ip else "but has"
+            return f"{head} {verb} no ready endpoints{not_ready}{detail}"
         if self.state == "ready":
             ports = ", ".join(map(str, self.service_ports))
             closed = self.port and self.service_ports and self.port not in self.service_ports
             unexposed = f", but does not expose port {self.port} (ports {ports})" if closed else ""
-            return f"{where} exists and has {self.ready} ready endpoint(s){unexposed}"
+            verb = "has" if self.via_ip else "and has"
+            return f"{head} {verb} {self.ready} ready endpoint(s){unexposed}"
+        if self.via_ip:
+            return f"{lead} is the ClusterIP of {where}, whose endpoints could not be read"
         return f"{where} exists; its endpoints could not be read"
+
+    def _pod_sentence(self, lead: str) -> str:
+        owner = f" ({self.pod_owner})" if self.pod_owner else ""
+        state = "ready" if self.pod_ready else "not ready"
+        if not self.pod_ready and self.pod_state:
+            state += f" ({self.pod_state})"
+        text = f"{lead} is the IP of pod {self.pod}{owner} in namespace {self.namespace}, which is "
+        text += state
+        if self.port and self.pod_ports and self.port not in self.pod_ports:
+            listens = ", ".join(map(str, self.pod_ports))
+            text += f"; its containers listen on port {listens}, not {self.port}"
+        for service, ports in self.selected_by[:2]:
+            shown = f" (port {', '.join(map(str, ports))})" if ports else ""
+            text += f"; Service {service} selects it{shown}"
+        return text
 
 
 def check_dependency(
     reader: ClusterReader, namespace: str, host: str | None, ip: str | None, port: int | None
 ) -> DependencyCheck:
     """Resolve a host the way cluster DNS would (`svc`, `svc.ns`, `svc.ns.svc[.domain]`,
-    `pod.svc.ns.svc[.domain]`) and say whether that Service exists and has ready endpoints."""
+    `pod.svc.ns.svc[.domain]`), or an IP to the Service whose ClusterIP it is or the pod it
+    belongs to; then say whether that Service exists and has ready endpoints, and when it has
+    none, why: its selector matches no pod, or the pods it matches are not ready."""
     check = DependencyCheck(host=host, ip=ip, port=port)
     name = (host or "").lower().rstrip(".")
     if name in _LOCAL_HOSTS or (not name and ip in _LOCAL_HOSTS):
         check.scope = "local"
     elif not name or is_ip(name):
-        check.scope = "ip" if (ip or name) else "unknown"
+        address = ip or name
+        if not address:
+            return check
+        check.ip = address
+        check.host = None
+        _by_ip(reader, check, namespace, address)
     else:
         found = _service_of(reader, namespace, name.split("."))
         if found is None:
@@ -405,6 +568,56 @@ def check_dependency(
             check.service, check.namespace = found
             _service_state(reader, check, *found)
     return check
+
+
+def _by_ip(reader: ClusterReader, check: DependencyCheck, namespace: str, address: str) -> None:
+    bare = address.strip("[]")
+    check.scope, check.namespace = "ip", namespace
+    for scope in (namespace, None):
+        for service in reader.services(scope):
+            spec = as_dict(service.get("spec"))
+            ips = {str(spec.get("clusterIP") or "")}
+            ips |= {str(i) for i in as_list(spec.get("clusterIPs"))}
+            if bare in ips:
+                check.scope, check.via_ip = "service", True
+                check.service, check.namespace = name_of(service), namespace_of(service, namespace)
+                _service_state(reader, check, check.service, check.namespace)
+                return
+        if scope is None:
+            break
+        for pod in reader.pods(namespace):
+            status = as_dict(pod.get("status"))
+            ips = {str(status.get("podIP") or "")}
+            ips |= {str(as_dict(i).get("ip") or "") for i in as_list(status.get("podIPs"))}
+            if bare in ips and status.get("phase") not in ("Succeeded", "Failed"):
+                _pod_behind(reader, check, pod, namespace)
+                return
+
+
+def _pod_behind(reader: ClusterReader, check: DependencyCheck, pod: KubeObject, ns: str) -> None:
+    check.scope, check.pod, check.namespace = "pod", name_of(pod), ns
+    owner = owning_workload(pod, reader)
+    if owner.kind != "Pod":
+        check.pod_owner = f"{owner.kind} {owner.name}"
+    check.pod_ready = pod_ready(pod)
+    state = _pod_state(reader, pod, ns)
+    phase = str(as_dict(pod.get("status")).get("phase") or "phase unknown")
+    if not check.pod_ready and state != f"{phase}, not ready":
+        check.pod_state = state.removeprefix(f"{phase}, not ready: ")
+    check.pod_ports = sorted(
+        {
+            p["containerPort"]
+            for c in containers(as_dict(pod.get("spec")))
+            for p in dicts(c.get("ports"))
+            if isinstance(p.get("containerPort"), int)
+        }
+    )
+    labels = labels_of(pod)
+    for service in reader.services(ns):
+        spec = as_dict(service.get("spec"))
+        if service_selects(spec.get("selector"), labels):
+            ports = [p["port"] for p in dicts(spec.get("ports")) if isinstance(p.get("port"), int)]
+            check.selected_by.append((name_of(service), ports))
 
 
 def _service_of(reader: ClusterReader, namespace: str, parts: list[str]) -> tuple[str, str] | None:
@@ -434,12 +647,21 @@ def _service_state(reader: ClusterReader, check: DependencyCheck, name: str, ns:
         return
     selector = {str(k): str(v) for k, v in as_dict(spec.get("selector")).items()}
     check.selector = selector
-    endpoints = reader.endpoints(ns, name)
-    if endpoints is not None:
+    slices = reader.endpoint_slices(ns, name)
+    endpoints = None if slices else reader.endpoints(ns, name)
+    if slices:
+        check.ready, check.not_ready, check.not_ready_pods = slice_counts(slices)
+    elif endpoints is not None:
         subsets = dicts(endpoints.get("subsets"))
         check.ready = sum(len(dicts(s.get("addresses"))) for s in subsets)
         check.not_ready = sum(len(dicts(s.get("notReadyAddresses"))) for s in subsets)
-    elif selector:  # no Endpoints read (not captured): the pods behind the selector stand in
+        check.not_ready_pods = [
+            str(as_dict(a.get("targetRef")).get("name"))
+            for s in subsets
+            for a in dicts(s.get("notReadyAddresses"))
+            if as_dict(a.get("targetRef")).get("name")
+        ]
+    elif selector:  # no endpoints read (not captured): the pods behind the selector stand in
         pods = [p for p in reader.pods(ns) if service_selects(selector, labels_of(p))]
         check.ready = sum(1 for p in pods if pod_ready(p))
         check.not_ready = len(pods) - check.ready
@@ -448,6 +670,94 @@ def _service_state(reader: ClusterReader, check: DependencyCheck, name: str, ns:
     check.state = "ready" if check.ready else "no-ready-endpoints"
     if selector:
         _backing(reader, check, selector, ns)
+    if check.state == "no-ready-endpoints":
+        _why_not_ready(reader, check, selector, ns)
+
+
+def slice_counts(slices: list[KubeObject]) -> tuple[int, int, list[str]]:
+    """(ready, not ready, names of the pods not ready) over a Service's EndpointSlices, each
+    endpoint once (an IPv4 and an IPv6 slice list the same pods). A ready condition left unset
+    means ready, as the API says to read it."""
+    ready: dict[str, bool] = {}
+    for item in slices:
+        for endpoint in dicts(item.get("endpoints")):
+            target = as_dict(endpoint.get("targetRef"))
+            addresses = [str(a) for a in as_list(endpoint.get("addresses"))]
+            key = str(target.get("name") or (addresses[0] if addresses else ""))
+            if not key:
+                continue
+            is_ready = as_dict(endpoint.get("conditions")).get("ready") is not False
+            ready[key] = ready.get(key, False) or is_ready
+    names = [k for k, r in ready.items() if not r and not is_ip(k)]
+    return sum(ready.values()), sum(1 for r in ready.values() if not r), names
+
+
+def _why_not_ready(
+    reader: ClusterReader, check: DependencyCheck, selector: dict[str, str], ns: str
+) -> None:
+    """Why a Service has no ready endpoint: the pods it selects and their state, or that its
+    selector matches no pod (and the workload whose pods it nearly matches)."""
+    if not selector:
+        check.why.append("it has no selector (its endpoints are set by hand), and none is ready")
+        return
+    pods = [p for p in reader.pods(ns) if service_selects(selector, labels_of(p))]
+    if pods:
+        check.not_ready_pods = check.not_ready_pods or [name_of(p) for p in pods]
+        states = [f"{name_of(p)} ({_pod_state(reader, p, ns)})" for p in pods[:_LISTED]]
+        more = f" and {len(pods) - _LISTED} more" if len(pods) > _LISTED else ""
+        check.why.insert(
+            0, f"{len(pods)} pod(s) match its selector and none is ready: {', '.join(states)}{more}"
+        )
+        return
+    if check.backing:
+        return  # the workload behind it says why (scaled to 0, none ready)
+    shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    text = f"its selector {shown} matches no pod in namespace {ns}"
+    near = _near_workload(reader, selector, ns)
+    if near is not None:
+        kind, name, values = near
+        check.relabel = near
+        labels = ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+        text += f" ({kind} {name}'s pods have {labels})"
+    check.why.append(text)
+
+
+def _near_workload(
+    reader: ClusterReader, selector: dict[str, str], ns: str
+) -> tuple[str, str, dict[str, str]] | None:
+    """The workload whose pod labels have every key of the selector and differ from it in the
+    fewest values (not all): the selector was likely meant for it."""
+    best: tuple[int, str, str, dict[str, str]] | None = None
+    for kind in ("StatefulSet", "Deployment", "DaemonSet"):
+        for workload in reader.workloads(kind, ns):
+            labels = labels_of(as_dict(as_dict(workload.get("spec")).get("template")))
+            if not all(k in labels for k in selector):
+                continue
+            differ = {k: str(labels[k]) for k, v in selector.items() if str(labels[k]) != v}
+            closer = best is None or len(differ) < best[0]
+            if differ and len(differ) < len(selector) and closer:
+                best = (len(differ), kind, name_of(workload), differ)
+    return (best[1], best[2], best[3]) if best else None
+
+
+def _pod_state(reader: ClusterReader, pod: KubeObject, ns: str) -> str:
+    """A pod's state in a few words: what its containers wait for, or why it is not ready."""
+    status = as_dict(pod.get("status"))
+    if meta(pod).get("deletionTimestamp"):
+        return "terminating"
+    for entry in dicts(status.get("containerStatuses")):
+        reason = as_dict(as_dict(entry.get("state")).get("waiting")).get("reason")
+        if reason:
+            return str(reason)
+    phase = str(status.get("phase") or "phase unknown")
+    if pod_ready(pod):
+        return phase
+    failing = [
+        str(e.get("message") or "")
+        for e in about(reader.events(ns), "Pod", name_of(pod))
+        if e.get("reason") == "Unhealthy" and "Readiness probe" in str(e.get("message") or "")
+    ]
+    return f"{phase}, not ready: {failing[0].strip()[:160]}" if failing else f"{phase}, not ready"
 
 
 def _backing(
@@ -468,10 +778,113 @@ def _backing(
                 check.backing.append(f"{kind} {name_of(workload)} is scaled to 0 replicas")
             else:
                 check.backing.append(f"{kind} {name_of(workload)}: {ready}/{replicas} ready")
-    if not check.backing:
-        check.backing.append(
-            f"no Deployment, StatefulSet or DaemonSet in {ns} matches its selector"
-        )
+
+
+# --- who feeds a credential ------------------------------------------------------------------
+_CREDENTIAL_NAME = re.compile(r"PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.I)
+# A connection string carries the password too (postgres://user:pass@host/db).
+_CONNECTION_NAME = re.compile(r"DSN|URL|URI|CONNECTION_?STRING|CONN_?STR", re.I)
+
+
+@dataclass(frozen=True)
+class CredentialSource:
+    """Where a credential a container sends may come from, by name only."""
+
+    kind: str  # secret-key | secret-env-from | secret-volume | plain-env
+    secret: str | None = None
+    key: str | None = None
+    env: str | None = None
+    path: str | None = None
+
+    def describe(self) -> str:
+        """The source as a report names it."""
+        if self.kind == "secret-key":
+            return f"Secret {self.secret} key {self.key} (env {self.env})"
+        if self.kind == "secret-env-from":
+            return f"Secret {self.secret} (envFrom: its keys are not read)"
+        if self.kind == "secret-volume":
+            return f"Secret {self.secret} mounted at {self.path}"
+        return f"env {self.env}, a plain value in the pod spec (not from a Secret)"
+
+
+def credential_sources(
+    pod_spec: dict[str, Any], container: dict[str, Any], hints: set[str]
+) -> list[CredentialSource]:
+    """The env vars, envFrom Secrets and Secret volumes of a container that may hold the
+    credential it sent, most likely first: a name that says credential (PASSWORD, TOKEN, KEY,
+    DSN, URL) and names the dependency (`hints`: DB, POSTGRES, REDIS, the API's name)."""
+    scored: list[tuple[int, int, CredentialSource]] = []
+    for order, var in enumerate(dicts(container.get("env"))):
+        name = str(var.get("name") or "")
+        strong = bool(_CREDENTIAL_NAME.search(name))
+        if not name or not (strong or _CONNECTION_NAME.search(name)):
+            continue
+        words = {w for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
+        score = (2 if strong else 1) + (2 if words & hints else 0)
+        ref = as_dict(as_dict(var.get("valueFrom")).get("secretKeyRef"))
+        if ref.get("name"):
+            source = CredentialSource("secret-key", str(ref["name"]), str(ref.get("key")), name)
+            scored.append((score + 1, order, source))
+        elif "value" in var and strong:
+            scored.append((score, order, CredentialSource("plain-env", env=name)))
+    for order, env_from in enumerate(dicts(container.get("envFrom")), start=100):
+        secret = as_dict(env_from.get("secretRef")).get("name")
+        if secret:
+            words = {w for w in re.split(r"[^a-z0-9]+", str(secret).lower()) if w}
+            score = 3 + (2 if words & hints else 0)
+            scored.append((score, order, CredentialSource("secret-env-from", str(secret))))
+    volumes = {str(v.get("name")): v for v in dicts(pod_spec.get("volumes"))}
+    for order, mount in enumerate(dicts(container.get("volumeMounts")), start=200):
+        secret = as_dict(volumes.get(str(mount.get("name")), {}).get("secret")).get("secretName")
+        if secret:
+            path = str(mount.get("mountPath") or "")
+            scored.append((1, order, CredentialSource("secret-volume", str(secret), path=path)))
+    return [source for _, _, source in sorted(scored, key=lambda t: (-t[0], t[1]))]
+
+
+# --- the nodes' architectures ----------------------------------------------------------------
+
+
+@dataclass
+class Architectures:
+    """The architecture of the nodes a workload's pods fail and run on."""
+
+    failing: dict[str, list[str]] = field(default_factory=dict)  # arch -> nodes
+    running: dict[str, list[str]] = field(default_factory=dict)  # arch -> nodes
+    failing_pods: dict[str, list[str]] = field(default_factory=dict)  # node -> pods
+    running_pods: dict[str, list[str]] = field(default_factory=dict)  # node -> pods
+
+
+def node_arch(node: KubeObject | None) -> str | None:
+    """A node's CPU architecture: its `kubernetes.io/arch` label, else what the kubelet
+    reports."""
+    labels = labels_of(node)
+    arch = labels.get("kubernetes.io/arch") or labels.get("beta.kubernetes.io/arch")
+    arch = arch or as_dict(as_dict(as_dict(node).get("status")).get("nodeInfo")).get("architecture")
+    return str(arch) if arch else None
+
+
+def architectures(
+    reader: ClusterReader, failing: list[KubeObject], others: list[KubeObject]
+) -> Architectures:
+    """Where the failing pods run and where the workload's ready pods run, by architecture."""
+    nodes = {name_of(n): n for n in reader.nodes()}
+    found = Architectures()
+    failing_names = {name_of(p) for p in failing}
+    for pods, arches, by_node in (
+        (failing, found.failing, found.failing_pods),
+        ([p for p in others if name_of(p) not in failing_names and pod_ready(p)],
+         found.running, found.running_pods),
+    ):  # fmt: skip
+        for pod in pods:
+            node = str(as_dict(pod.get("spec")).get("nodeName") or "")
+            if not node:
+                continue
+            arch = node_arch(nodes.get(node)) or "unknown"
+            if node not in arches.setdefault(arch, []):
+                arches[arch].append(node)
+            by_node.setdefault(node, []).append(name_of(pod))
+    return found
 
 
 # --- the revision that last worked -------------------------------------------------------------

@@ -12,10 +12,22 @@ Decision rules (DESIGN.md section 3):
   when the last healthy revision pulled the same repository, it exists and Unauthorized is
   firmer; when this revision changed the repository name, a typo (NotFound) is the likelier
   story and leads.
-- When events have aged out and only `Back-off pulling image` remains, nothing names the cause:
-  a missing pull secret (the kubelet's `FailedToRetrieveImagePullSecret`) makes it Unauthorized;
-  otherwise a tag changed in this revision makes NotFound the likeliest, at low confidence, with
-  the other categories as alternatives. The summary says the registry's words were missing.
+- Since Kubernetes 1.32 the back-off waiting message keeps the last pull error
+  (`Back-off pulling image "x": ErrImagePull: ...`, for every pull error by 1.36): it is read
+  like the error itself. When events have aged out and only a bare `Back-off pulling image`
+  remains, nothing names the cause: a missing pull secret (the kubelet's
+  `FailedToRetrieveImagePullSecret`) makes it Unauthorized; otherwise a tag changed in this
+  revision makes NotFound the likeliest, at low confidence, with the other categories as
+  alternatives. The summary says the registry's words were missing.
+- `ErrImageNeverPull` (imagePullPolicy Never, "Container image "x" is not present with pull
+  policy of Never") is NeverPullMissing: the kubelet will not pull, so what matters is where the
+  image is. The nodes' `status.images` say which nodes hold it (a list the kubelet caps at 50
+  images by default), the pods' `spec.nodeName` where they wait, and a `Pulled` event whether a
+  registry has it. A node that lists the image and still says "not present" either lost it to
+  image garbage collection or, since 1.35, holds it under credentials the pod does not present.
+- A tag without a variant for the node's platform (containerd "no match for platform in
+  manifest", CRI-O "no image found in manifest list for architecture ...") is NotFound for that
+  platform: the nodes' architectures and the pods that do run the image elsewhere are evidence.
 """
 
 from __future__ import annotations
@@ -24,7 +36,14 @@ from collections import Counter
 from typing import ClassVar
 
 from kubetriage.detect import IMAGE_PULL_REASONS
-from kubetriage.k8s.access import as_dict, container_spec, container_status, name_of, pod_template
+from kubetriage.k8s.access import (
+    as_dict,
+    container_spec,
+    container_status,
+    dicts,
+    name_of,
+    pod_template,
+)
 from kubetriage.k8s.events import event_count, event_time, events_about
 from kubetriage.k8s.history import Revision, replica_sets_of, revision_of
 from kubetriage.k8s.owners import controller_of
@@ -40,22 +59,29 @@ from kubetriage.playbooks.imagepull.messages import (
     secrets_not_retrieved,
 )
 from kubetriage.playbooks.imagepull.reads import (
+    IMAGE_LIST_CAP,
     Credentials,
+    NodePlacement,
     PullMessage,
     PullReading,
     Revisions,
     neighbour_secret,
+    read_placement,
     secret_names,
     template_image,
 )
 
 _PULL_EVENT_REASONS = {"Failed", "InspectFailed", "ErrImageNeverPull"}
+# Waiting reasons whose message is a pull error: detection's, and the CRI errors the kubelet
+# passes through (CRI-O's RegistryUnavailable, between two back-offs).
+_PULL_WAITING_REASONS = IMAGE_PULL_REASONS | {"RegistryUnavailable"}
 
 S_WAITING = "Read the waiting container"
 S_EVENTS = "Read the kubelet's pull events"
 S_CLASSIFY = "Classify the registry's answer"
 S_REVISION = "Compare with the previous revision"
 S_CREDENTIALS = "Check the pull credentials"
+S_NODES = "Find the nodes the pods wait on"
 S_FIX = "Choose the fix"
 
 
@@ -68,9 +94,11 @@ class ImagePullPlaybook(Playbook):
         "A container cannot start because its image cannot be pulled. The registry's own answer, "
         "as the kubelet and the container runtime (containerd or CRI-O) report it, names the "
         "cause: a tag or repository that does not exist, refused credentials, a registry the "
-        "nodes cannot reach, a pull rate limit, or a reference that does not parse. The "
-        "revision history names the image that last ran, and the pull secrets of the pod and "
-        "its ServiceAccount are checked by name (never by content)."
+        "nodes cannot reach, a pull rate limit, a reference that does not parse, or, with "
+        "imagePullPolicy Never, an image that is not on the node. The revision history names "
+        "the image that last ran, the pull secrets of the pod and its ServiceAccount are "
+        "checked by name (never by content), and the nodes say which of them hold the image "
+        "and what platform they are."
     )
     steps: ClassVar[tuple[StepDoc, ...]] = (
         StepDoc(
@@ -87,14 +115,16 @@ class ImagePullPlaybook(Playbook):
             "FailedToRetrieveImagePullSecret events",
             "`kubectl describe pod` shows the "
             'runtime\'s full error ("Failed to pull image ..."); once the kubelet backs off, '
-            'the pod status only says "Back-off pulling image".',
+            'its events only say "Back-off pulling image" (since Kubernetes 1.32 the waiting '
+            "message keeps the last error after it).",
         ),
         StepDoc(
             S_CLASSIFY,
             "the pull error texts",
             "The registry's words decide the category: "
             "manifest unknown / not found, unauthorized / denied, no such host / i/o timeout "
-            "/ x509, toomanyrequests, invalid reference format.",
+            "/ x509, toomanyrequests, invalid reference format, no match for platform in "
+            'manifest, and the kubelet\'s own "not present with pull policy of Never".',
         ),
         StepDoc(
             S_REVISION,
@@ -110,10 +140,21 @@ class ImagePullPlaybook(Playbook):
             "misnamed or expired pull secret; the Secret's data is never read.",
         ),
         StepDoc(
+            S_NODES,
+            "the affected pods' spec.nodeName, the nodes' status.images and kubernetes.io/arch, "
+            "and the namespace's Pulled events",
+            "With imagePullPolicy Never the kubelet runs only an image already on its node: "
+            "the nodes that list it (the kubelet reports at most 50 images by default, largest "
+            "first) are where the pods can run, and a kubelet that pulled it shows a registry "
+            "has it. An image without a variant for a node's platform fails on that node's "
+            "architecture only.",
+        ),
+        StepDoc(
             S_FIX,
             "the findings above",
             "Set the image back, fix or add the pull secret, "
-            "fix the reference, or mirror the image; with a rollback and a validation.",
+            "fix the reference, mirror the image, pin the pods to the nodes that hold it or "
+            "load it onto theirs; with a rollback and a validation.",
         ),
     )
     categories: ClassVar[tuple[Category, ...]] = (
@@ -122,6 +163,7 @@ class ImagePullPlaybook(Playbook):
         Category.IMAGEPULL_REGISTRY_UNREACHABLE,
         Category.IMAGEPULL_RATE_LIMITED,
         Category.IMAGEPULL_INVALID_REFERENCE,
+        Category.IMAGEPULL_NEVER_PULL_MISSING,
     )
 
     def run(self, context: Context, investigation: Investigation) -> Conclusion:
@@ -131,7 +173,8 @@ class ImagePullPlaybook(Playbook):
         _classify(investigation, reading)
         revisions = _compare_revisions(context, investigation, reading)
         credentials = _check_credentials(context, investigation, reading)
-        return _decide(context, investigation, reading, revisions, credentials)
+        placement = _check_nodes(context, investigation, reading)
+        return _decide(context, investigation, reading, revisions, credentials, placement=placement)
 
 
 # -- steps -------------------------------------------------------------------------------------
@@ -151,7 +194,7 @@ def _read_waiting(context: Context, investigation: Investigation) -> PullReading
         message = str(waiting.get("message") or "")
         if reason:
             reading.reasons[reason] += 1
-        if reason in IMAGE_PULL_REASONS and carries_cause(message):
+        if reason in _PULL_WAITING_REASONS and carries_cause(message):
             reading.messages.append(PullMessage(message, EvidenceSource.POD_STATUS, 1, context.now))
         if not reading.image:
             reading.image = str(status.get("image") or "")
@@ -166,7 +209,7 @@ def _read_waiting(context: Context, investigation: Investigation) -> PullReading
         EvidenceSource.POD_STATUS,
         f"container {reading.container or '?'} of {len(context.pods)} pod(s) waits "
         f"({reasons}) for image {reading.image or '(unknown)'}",
-        "\n".join(f"{m.text}" for m in reading.messages[:3]) or None,
+        "\n".join(list(dict.fromkeys(m.text for m in reading.messages))[:3]) or None,
     )
     investigation.step(
         S_WAITING,
@@ -337,26 +380,94 @@ def _check_credentials(
     return creds
 
 
+def _never_pull(reading: PullReading) -> bool:
+    return "ErrImageNeverPull" in reading.reasons or any(
+        m.error is not None and m.error.category is Category.IMAGEPULL_NEVER_PULL_MISSING
+        for m in reading.messages
+    )
+
+
+def _no_platform_variant(reading: PullReading) -> bool:
+    return any(m.error is not None and m.error.platform for m in reading.messages)
+
+
+def _check_nodes(
+    context: Context, investigation: Investigation, reading: PullReading
+) -> NodePlacement:
+    never, platform = _never_pull(reading), _no_platform_variant(reading)
+    placement = read_placement(context, reading.image, images=never, platforms=platform)
+    image = reading.image or "(unknown image)"
+    found: list[str] = []
+    if placement.waiting_on:
+        where = ", ".join(f"{node} ({count})" for node, count in placement.waiting_on)
+        found.append(f"{sum(c for _, c in placement.waiting_on)} pod(s) wait on node(s) {where}")
+    if placement.unscheduled:
+        found.append(f"{placement.unscheduled} pod(s) are bound to no node")
+    if never:
+        if not placement.nodes_read:
+            found.append(f"the snapshot holds no nodes: which of them hold {image} is unknown")
+        elif placement.holders:
+            found.append(f"node(s) {', '.join(placement.holders)} list {image} in status.images")
+        else:
+            found.append(
+                f"none of the {placement.nodes_read} node(s) lists {image} in status.images"
+            )
+        found += [
+            f"node {node} lists {count} images, the kubelet's default cap "
+            f"({IMAGE_LIST_CAP}, nodeStatusMaxImages): {image} may be on it unlisted"
+            for node, count in placement.capped
+        ]
+        for item in found:
+            investigation.add_evidence(EvidenceSource.NODE, item)
+        if placement.registry_pull:
+            pod, message = placement.registry_pull
+            investigation.add_evidence(
+                EvidenceSource.EVENTS, f"kubelet, about pod {pod}: {message}"
+            )
+            found.append(f"the kubelet pulled it for pod {pod} from its registry")
+    elif platform:
+        platforms = [f"node {node} is {platform}" for node, platform in placement.platforms]
+        runs = [
+            f"pod {pod} runs {image} on node {node} ({platform})"
+            for pod, node, platform in placement.runs_on[:3]
+        ]
+        for item in (*found, *platforms, *runs):
+            investigation.add_evidence(EvidenceSource.NODE, item)
+        found += platforms + runs
+    else:
+        found.append(
+            "a pull from the registry failed, so which nodes cache the image does not decide "
+            "the cause"
+        )
+    outcome = "; ".join(found) or "No affected pod is bound to a node"
+    investigation.step(S_NODES, outcome[0].upper() + outcome[1:] + ".")
+    return placement
+
+
 def _decide(
     context: Context,
     investigation: Investigation,
     reading: PullReading,
     revisions: Revisions,
     credentials: Credentials,
+    *,
+    placement: NodePlacement,
 ) -> Conclusion:
-    primary, meaning, alternatives = choose(reading, revisions, credentials)
-    never_pull = "ErrImageNeverPull" in reading.reasons or any(
-        "pull policy of never" in m.text.lower() for m in reading.messages
-    )
+    primary, meaning, alternatives = choose(reading, revisions, credentials, placement)
+    template = pod_template(context.workload)
+    affinity = as_dict(as_dict(template.get("affinity")).get("nodeAffinity"))
+    required = as_dict(affinity.get("requiredDuringSchedulingIgnoredDuringExecution"))
     facts = PullFacts(
         context.target,
         reading.container,
         reading.init_container,
         reading.image,
         meaning,
-        never_pull,
+        _no_platform_variant(reading),
         revisions,
         credentials,
+        placement,
+        tuple(dicts(required.get("nodeSelectorTerms"))),
     )
     recommendation, scope = recommend(primary.category, facts)
     investigation.step(

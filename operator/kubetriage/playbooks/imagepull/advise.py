@@ -4,13 +4,20 @@ Every recommendation says how to undo it and how to tell that it worked. Image c
 strategic merge patches against the workload's pod template, keyed by container name; credential
 changes name the Secret by name only (the operator never reads Secret data, and commands never
 carry a password: the Secret is made from a docker config file).
+
+With imagePullPolicy Never the fix follows where the image is: a registry that has it (a kubelet
+pulled it) makes IfNotPresent right; an image that only other nodes hold is not fixed by a
+policy no registry can serve, so the pods are pinned where it is (or it is loaded onto their
+nodes); an image on no node must be loaded or pushed, and then IfNotPresent pulls it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
+from kubetriage.k8s.access import as_list
 from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.models import Category, Patch, Recommendation
 from kubetriage.playbooks.base import recommendation, strategic_patch
@@ -19,7 +26,7 @@ from kubetriage.playbooks.imagepull.messages import (
     parse_image,
     suggested_reference,
 )
-from kubetriage.playbooks.imagepull.reads import Credentials, Revisions
+from kubetriage.playbooks.imagepull.reads import Credentials, NodePlacement, Revisions
 from kubetriage.policy import ChangeScope, Touch
 
 _TEMPLATED = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
@@ -34,9 +41,12 @@ class PullFacts:
     init_container: bool
     image: str
     meaning: str = ""
-    never_pull: bool = False
+    platform: bool = False
     revisions: Revisions = field(default_factory=Revisions)
     credentials: Credentials = field(default_factory=Credentials)
+    placement: NodePlacement = field(default_factory=NodePlacement)
+    # The template's own required nodeSelectorTerms, which a pin must keep.
+    node_terms: tuple[dict[str, Any], ...] = ()
 
 
 def recommend(category: Category, facts: PullFacts) -> tuple[Recommendation, ChangeScope]:
@@ -47,6 +57,7 @@ def recommend(category: Category, facts: PullFacts) -> tuple[Recommendation, Cha
         Category.IMAGEPULL_REGISTRY_UNREACHABLE: _unreachable,
         Category.IMAGEPULL_RATE_LIMITED: _rate_limited,
         Category.IMAGEPULL_INVALID_REFERENCE: _invalid,
+        Category.IMAGEPULL_NEVER_PULL_MISSING: _never_pull,
     }
     return builders.get(category, _not_found)(facts)
 
@@ -55,17 +66,8 @@ def recommend(category: Category, facts: PullFacts) -> tuple[Recommendation, Cha
 
 
 def _not_found(facts: PullFacts) -> tuple[Recommendation, ChangeScope]:
-    if facts.never_pull:
-        patch = _container_patch(facts, {"imagePullPolicy": "IfNotPresent"})
-        return recommendation(
-            summary=f"Set imagePullPolicy of container {facts.container} to IfNotPresent: with "
-            f"Never the kubelet only runs {facts.image} if it is already on the node, and it "
-            "is not.",
-            patch=patch,
-            command=None if patch else _set_policy_hint(facts),
-            rollback=f"Set imagePullPolicy of {facts.container} back to Never.",
-            validation=_validation(facts),
-        ), ChangeScope(touches=frozenset({Touch.IMAGE}))
+    if facts.platform:
+        return _no_platform_variant(facts)
     back = _image_back(facts, f"{facts.image} does not exist in its registry")
     if back is not None:
         return back
@@ -78,6 +80,140 @@ def _not_found(facts: PullFacts) -> tuple[Recommendation, ChangeScope]:
         rollback=f"Set the image back with {_set_image(facts, facts.image)}.",
         validation=_validation(facts),
     ), ChangeScope(touches=frozenset({Touch.IMAGE}))
+
+
+def _no_platform_variant(facts: PullFacts) -> tuple[Recommendation, ChangeScope]:
+    placement = facts.placement
+    failing = {platform for _, platform in placement.platforms}
+    wanted = placement.platforms_text()
+    back = _image_back(facts, f"{facts.image} has no variant for {wanted}")
+    if back is not None:
+        return back
+    every = sorted(failing | {platform for _, _, platform in placement.runs_on})
+    build = (
+        f"docker buildx build --platform {','.join(every) or '<os/arch,...>'} "
+        f"-t {facts.image} --push ."
+    )
+    runs = [r for r in placement.runs_on if failing and r[2] not in failing]
+    if runs:
+        pod, node, platform = runs[0]
+        arch = platform.rsplit("/", 1)[-1]
+        patch = _template_patch(facts, {"nodeSelector": {"kubernetes.io/arch": arch}})
+        return recommendation(
+            summary=f"{facts.image} has no variant for {wanted}: keep the pods on {arch} nodes "
+            f"(nodeSelector kubernetes.io/arch={arch}), where pod {pod} runs it on {arch} "
+            f"(node {node}), or publish it for every platform the nodes have: {build}",
+            patch=patch,
+            command=None if patch else build,
+            rollback=f"kubectl patch {_kind_name(facts.target)} -n {facts.target.namespace} "
+            '--type=json -p \'[{"op":"remove","path":"/spec/template/spec/nodeSelector/'
+            "kubernetes.io~1arch\"}]'",
+            validation=_validation(facts),
+        ), ChangeScope(touches=frozenset({Touch.SCHEDULING}))
+    return recommendation(
+        summary=f"{facts.image} has no variant for {wanted}: publish it for that platform too "
+        f"({build}), or keep the pods on nodes of a platform it has (nodeSelector "
+        "kubernetes.io/arch); the command lists the platforms it has.",
+        command=f"docker buildx imagetools inspect {facts.image}",
+        rollback="Nothing to roll back: the inspection changes nothing.",
+        validation=_validation(facts),
+    ), ChangeScope(touches=frozenset({Touch.IMAGE}))
+
+
+def _never_pull(facts: PullFacts) -> tuple[Recommendation, ChangeScope]:
+    placement = facts.placement
+    waiting = ", ".join(placement.failing_nodes) or "the nodes the pods run on"
+    load = _load_hint(facts)
+    validation = _validation(facts, reason="ErrImageNeverPull", what="ErrImageNeverPull event")
+    policy = _container_patch(facts, {"imagePullPolicy": "IfNotPresent"})
+    if_not_present = {
+        "patch": policy,
+        "command": None if policy else _set_policy_hint(facts),
+        "rollback": f"Set imagePullPolicy of {facts.container} back to Never.",
+        "validation": validation,
+    }
+    if placement.registry_pull:
+        return recommendation(
+            summary=f"Set imagePullPolicy of container {facts.container} to IfNotPresent: pod "
+            f"{placement.registry_pull[0]} pulled {facts.image} from its registry, so the "
+            f"kubelet on {waiting} can pull it too; with Never it runs only an image already "
+            "on its node.",
+            **if_not_present,
+        ), ChangeScope(touches=frozenset({Touch.IMAGE}))
+    if placement.failing_holders:
+        node = placement.failing_holders[0]
+        ref = parse_image(facts.image)
+        return recommendation(
+            summary=f"Node {node} lists {facts.image}, yet its kubelet reports it not present "
+            "to this pod. Check that it is still there (image garbage collection removes "
+            "unused images; then load it again: "
+            f"{load}); if it is, give the pod the pull secret the image was pulled with "
+            "(imagePullSecrets): since 1.35 the kubelet lets a pod use an image pulled with "
+            "credentials only when it presents them.",
+            command=f"kubectl debug node/{node} -it --image=busybox:1.36 -- chroot /host "
+            f"crictl images {ref.name if ref else facts.image}",
+            rollback="Nothing to roll back: the check changes nothing (delete the "
+            f"node-debugger-{node}-* pod it leaves).",
+            validation=validation,
+        ), ChangeScope()
+    if placement.elsewhere and facts.target.kind == "DaemonSet":
+        # A DaemonSet runs on every node: pinning it would only drop the others.
+        holders = ", ".join(placement.elsewhere)
+        return recommendation(
+            summary=f"Load {facts.image} onto {waiting}: node(s) {holders} hold it, the "
+            "DaemonSet's pods on the others cannot start, and imagePullPolicy Never forbids "
+            f"pulling it. {load}. Or push it to a registry the nodes can pull from and set "
+            f"imagePullPolicy of container {facts.container} to IfNotPresent.",
+            command=load,
+            rollback="Nothing to roll back in the cluster: the load only adds an image to the "
+            f"nodes (remove it with `crictl rmi {facts.image}` there).",
+            validation=validation,
+        ), ChangeScope(touches=frozenset({Touch.NODES}))
+    if placement.elsewhere:
+        holders = ", ".join(placement.elsewhere)
+        patch = _template_patch(facts, {"affinity": _pin(facts.node_terms, placement.elsewhere)})
+        undo = (
+            f"kubectl rollout undo {_kind_name(facts.target)} -n {facts.target.namespace}"
+            if facts.target.kind in {"Deployment", "StatefulSet", "DaemonSet"}
+            else "Remove the nodeAffinity the patch added."
+        )
+        return recommendation(
+            summary=f"Run the pods where the image is: node(s) {holders} hold {facts.image}; "
+            f"the pods wait on {waiting}, where it is not, and imagePullPolicy Never forbids "
+            f"pulling it. Pin them to {holders} (the patch), or load the image onto {waiting}: "
+            f"{load}. IfNotPresent would help only if a registry had {facts.image}, and no "
+            f"Pulled event in namespace {facts.target.namespace} shows a kubelet fetching it.",
+            patch=patch,
+            command=None if patch else load,
+            rollback=undo,
+            validation=validation,
+        ), ChangeScope(touches=frozenset({Touch.SCHEDULING}))
+    if placement.nodes_read:
+        capped = ", ".join(name for name, _ in placement.capped)
+        unlisted = (
+            f" (node(s) {capped} list as many images as the kubelet reports, so check there "
+            "first with `crictl images`)"
+            if capped
+            else ""
+        )
+        return recommendation(
+            summary=f"No node lists {facts.image}{unlisted}: load it onto {waiting} ({load}), "
+            "or push it to a registry the nodes can pull from and set imagePullPolicy of "
+            f"container {facts.container} to IfNotPresent (the patch), so the kubelet pulls it "
+            "wherever the pods land.",
+            **if_not_present,
+        ), ChangeScope(touches=frozenset({Touch.IMAGE}))
+    ref = parse_image(facts.image)
+    return recommendation(
+        summary=f"Find the nodes that hold {facts.image} (the snapshot has no nodes), then pin "
+        f"the pods to them or load it onto {waiting} ({load}); set imagePullPolicy "
+        "IfNotPresent only if a registry has it: with Never the kubelet runs only an image "
+        "already on its node.",
+        command="kubectl get nodes -o custom-columns=NODE:.metadata.name,"
+        f"IMAGES:.status.images[*].names | grep -F {ref.name if ref else facts.image}",
+        rollback="Nothing to roll back: the command only reads.",
+        validation=validation,
+    ), ChangeScope()
 
 
 def _unauthorized(facts: PullFacts) -> tuple[Recommendation, ChangeScope]:
@@ -257,6 +393,36 @@ def _only_images(pod_spec: dict[str, object]) -> bool:
     )
 
 
+def _pin(terms: tuple[dict[str, Any], ...], nodes: tuple[str, ...]) -> dict[str, Any]:
+    """A required node affinity to `nodes` by name, ANDed into each of the template's own
+    terms (a strategic merge replaces the list of terms, so it must carry them)."""
+    field = {"key": "metadata.name", "operator": "In", "values": list(nodes)}
+    pinned = [{**t, "matchFields": [*as_list(t.get("matchFields")), field]} for t in terms] or [
+        {"matchFields": [field]}
+    ]
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": pinned}
+        }
+    }
+
+
+def _load_hint(facts: PullFacts) -> str:
+    """How an image gets onto the nodes the pods wait on, without a registry."""
+    placement, image = facts.placement, facts.image
+    nodes = ",".join(placement.failing_nodes) or "<node>"
+    if placement.tool == "kind":
+        name = f" --name {placement.cluster}" if placement.cluster not in {None, "kind"} else ""
+        return f"kind load docker-image {image}{name} --nodes {nodes}"
+    if placement.tool == "minikube":
+        profile = f" -p {placement.cluster}" if placement.cluster not in {None, "minikube"} else ""
+        return f"minikube image load {image}{profile}"
+    return (
+        f"docker save {image} -o image.tar, then on each node `ctr -n k8s.io images import "
+        "image.tar` (containerd) or `podman load -i image.tar` (CRI-O)"
+    )
+
+
 def _kind_name(target: WorkloadRef) -> str:
     return f"{target.kind.lower()}/{target.name}"
 
@@ -312,7 +478,13 @@ def _registry_hint(host: str) -> str:
     return ""
 
 
-def _validation(facts: PullFacts, first: str | None = None) -> str:
+def _validation(
+    facts: PullFacts,
+    first: str | None = None,
+    *,
+    reason: str = "Failed",
+    what: str = "'Failed to pull image'",
+) -> str:
     target = facts.target
     steps = [first] if first else []
     if target.kind in {"Deployment", "StatefulSet", "DaemonSet"}:
@@ -321,7 +493,7 @@ def _validation(facts: PullFacts, first: str | None = None) -> str:
         )
     steps.append(
         f"kubectl get events -n {target.namespace} --field-selector "
-        "reason=Failed --sort-by=.lastTimestamp shows no new 'Failed to pull image' "
+        f"reason={reason} --sort-by=.lastTimestamp shows no new {what} "
         f"for {facts.image}; the pods' {facts.container} container is Running"
     )
     return "; then ".join(steps)

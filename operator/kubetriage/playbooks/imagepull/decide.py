@@ -14,18 +14,33 @@ from collections import Counter
 from kubetriage.models import Category, EvidenceSource, RootCause
 from kubetriage.playbooks.base import cause
 from kubetriage.playbooks.imagepull.messages import PullError, invalid_reason, parse_image
-from kubetriage.playbooks.imagepull.reads import Credentials, PullMessage, PullReading, Revisions
+from kubetriage.playbooks.imagepull.reads import (
+    Credentials,
+    NodePlacement,
+    PullMessage,
+    PullReading,
+    Revisions,
+)
 
 
 def choose(
-    reading: PullReading, revisions: Revisions, creds: Credentials
+    reading: PullReading,
+    revisions: Revisions,
+    creds: Credentials,
+    placement: NodePlacement | None = None,
 ) -> tuple[RootCause, str, list[RootCause]]:
     """The root cause, what the runtime's words mean (for the recommendation), and ranked
     alternatives."""
     image, container = reading.image or "(unknown image)", reading.container or "?"
+    placement = placement or NodePlacement()
     classified = [(m, m.error) for m in reading.messages if m.error is not None]
     if classified:
-        return _from_messages(classified, reading, revisions, creds)
+        return _from_messages(classified, reading, revisions, creds, placement)
+    if "ErrImageNeverPull" in reading.reasons:
+        # The kubelet sets this reason for one thing only: Never, and not usable on the node.
+        meaning = "imagePullPolicy is Never and the image is not on the node"
+        summary = _never_pull_summary(image, container, placement)
+        return cause(Category.IMAGEPULL_NEVER_PULL_MISSING, summary, 0.9), meaning, []
     if "InvalidImageName" in reading.reasons or (reading.image and not parse_image(reading.image)):
         why = invalid_reason(reading.image)
         sure = 0.9 if "InvalidImageName" in reading.reasons else 0.6
@@ -83,6 +98,7 @@ def _from_messages(
     reading: PullReading,
     revisions: Revisions,
     creds: Credentials,
+    placement: NodePlacement,
 ) -> tuple[RootCause, str, list[RootCause]]:
     weight: Counter[Category] = Counter()
     newest: dict[Category, tuple[PullMessage, PullError]] = {}
@@ -91,14 +107,14 @@ def _from_messages(
         if error.category not in newest or message.when > newest[error.category][0].when:
             newest[error.category] = (message, error)
     ranked = sorted(weight, key=lambda c: (weight[c], newest[c][0].when), reverse=True)
-    top, error = newest[ranked[0]]
+    error = newest[ranked[0]][1]
     total = sum(weight.values())
     category, confidence = error.category, error.confidence
     alternatives: list[RootCause] = []
     note = ""
     if error.ambiguous:
         category, confidence, alternatives, note = _ambiguous(reading, revisions, error)
-    summary = _summary(category, error, reading, revisions, creds)
+    summary = _summary(category, error, reading, revisions, creds, placement=placement)
     if note:
         summary += f"; {note}"
     if len(ranked) > 1:
@@ -114,8 +130,8 @@ def _from_messages(
                 other_error.confidence * weight[other] / total,
             )
         )
-    if top.source is EvidenceSource.POD_STATUS and len(classified) == 1:
-        summary += " (from the pod status; the events have aged out)"
+    if all(message.source is EvidenceSource.POD_STATUS for message, _ in classified):
+        summary += " (read from the pod status: no event in the snapshot names it)"
     return cause(category, summary, confidence), error.meaning, alternatives
 
 
@@ -161,11 +177,24 @@ def _summary(
     reading: PullReading,
     revisions: Revisions,
     creds: Credentials,
+    *,
+    placement: NodePlacement,
 ) -> str:
     image, container = reading.image or "(unknown image)", reading.container or "?"
     ref = parse_image(reading.image)
     host = ref.registry if ref else "the registry"
     said = f"the runtime says {error.phrase!r}"
+    if category is Category.IMAGEPULL_NEVER_PULL_MISSING:
+        return f"{_never_pull_summary(image, container, placement)} ({said})"
+    if category is Category.IMAGEPULL_NOT_FOUND and error.platform:
+        text = f"image {image} of container {container} has no variant for "
+        text += f"{placement.platforms_text()} ({said})"
+        if placement.runs_on:
+            pod, node, platform = placement.runs_on[0]
+            text += f"; pod {pod} runs it on node {node} ({platform})"
+        if revisions.previous_image and revisions.previous_image != reading.image:
+            text += f"; revision {revisions.previous} set {revisions.previous_image}"
+        return text
     if category is Category.IMAGEPULL_NOT_FOUND:
         text = f"image {image} of container {container} was not found in {host} ({said})"
         if revisions.previous_image and revisions.previous_image != reading.image:
@@ -204,3 +233,40 @@ def _summary(
         f"image {image!r} of container {container} is not a valid reference: "
         f"{invalid_reason(reading.image)} ({said})"
     )
+
+
+def _never_pull_summary(image: str, container: str, placement: NodePlacement) -> str:
+    """Where the pods wait, and which nodes list the image (DESIGN.md section 3)."""
+    waiting = sum(count for _, count in placement.waiting_on)
+    where = ", ".join(placement.failing_nodes)
+    if placement.failing_holders:
+        text = (
+            f"the kubelet on node(s) {where} reports image {image} of container {container} "
+            f"not present ({waiting} pod(s) wait) and imagePullPolicy Never forbids pulling it; "
+            f"yet node(s) {', '.join(placement.failing_holders)} list it in status.images: it "
+            "was removed since (image garbage collection), or it was pulled with credentials "
+            "this pod does not present, which the kubelet checks since Kubernetes 1.35 "
+            "(KubeletEnsureSecretPulledImages) and answers alike"
+        )
+    else:
+        on = f"node(s) {where} where {waiting} pod(s) wait" if where else "the pods' node"
+        text = (
+            f"image {image} of container {container} is not on {on}, and imagePullPolicy "
+            "Never forbids pulling it"
+        )
+        if placement.elsewhere:
+            text += f"; node(s) {', '.join(placement.elsewhere)} list it in status.images"
+        elif placement.nodes_read:
+            text += f"; no node of {placement.nodes_read} lists it in status.images"
+            if placement.capped:
+                names = ", ".join(name for name, _ in placement.capped)
+                text += (
+                    f" (node(s) {names} list as many images as the kubelet reports by "
+                    "default, and may hold it unlisted)"
+                )
+        else:
+            text += "; the snapshot holds no nodes, so which nodes hold it is unknown"
+    if placement.registry_pull:
+        pulled_by = placement.registry_pull[0]
+        text += f"; pod {pulled_by} pulled it from its registry, so the registry has it"
+    return text

@@ -5,7 +5,13 @@ and into the container's waiting message while the reason is `ErrImagePull`. con
 it as `rpc error: code = ... desc = failed to pull and unpack image ...: failed to resolve
 reference ...`, CRI-O as `initializing source docker://...` / `reading manifest ... in ...`, and the
 registry's own words (Docker Hub, ECR, GCR/Artifact Registry, ACR, GHCR, Harbor, Quay) come last.
-Once the kubelet backs off, both only say `Back-off pulling image "x"`: that carries no cause.
+Once the kubelet backs off, its `BackOff` event only says `Back-off pulling image "x"`, which
+carries no cause; since Kubernetes 1.32 the waiting message keeps the last pull error after it
+(`Back-off pulling image "x": RegistryUnavailable: ...`; kubelet 1.36, recorded on a real node,
+does so for ErrImagePull too: `Back-off pulling image "x": ErrImagePull: <the runtime's error>`),
+so a pod status alone still names the cause. Recent kubelets strip the gRPC `rpc error: code =
+Unknown desc =` prefix (1.36 does, and keeps other codes: `code = NotFound`), and word CRI-O's
+`RegistryUnavailable` as "image pull failed for x because the registry is unavailable: ...".
 
 Order matters where phrasings overlap: a rate-limit answer also says "authenticating", and a
 token fetch that times out also says "failed to authorize", so those are tested first.
@@ -40,7 +46,26 @@ _INVALID = (
     "parsing image reference",
     "error parsing reference",
 )
-_NEVER_PULL = ("is not present with pull policy of never",)
+# The kubelet's words (pkg/kubelet/images/image_manager.go). Since 1.35 it says the same when
+# the image is on the node but was pulled with credentials the pod does not present
+# (KubeletEnsureSecretPulledImages), so as not to reveal it; 1.33-1.34 said the second phrase.
+_NEVER_PULL = (
+    (
+        "is not present with pull policy of never",
+        "imagePullPolicy is Never and the image is not on the node",
+    ),
+    (
+        "is present with pull policy of never but does not have the proper auth",
+        "imagePullPolicy is Never and the image on the node was pulled with credentials the "
+        "pod does not present",
+    ),
+)
+# The tag exists but has no variant for the node's platform: containerd and CRI-O
+# (containers/image, "manifest list" or, newer, "image index").
+_PLATFORM = re.compile(
+    r"no match for platform in manifest|no image found in (?:manifest list|image index) for "
+    r"architecture"
+)
 _RATE = (
     "toomanyrequests",
     "too many requests",
@@ -65,6 +90,8 @@ _NETWORK = (
     ("certificate signed by unknown authority", "the registry's CA is not trusted by the node"),
     ("server gave http response to https client", "the registry speaks plain HTTP"),
     ("proxyconnect tcp", "the node's HTTP proxy could not reach the registry"),
+    # CRI-O's RegistryUnavailable, worded by the kubelet: the specific phrases above come first.
+    ("because the registry is unavailable", "the runtime found the registry unavailable"),
 )
 _UNAUTHORIZED = (
     "401 unauthorized",
@@ -95,7 +122,11 @@ _SERVER = re.compile(
     r"504 gateway timeout|unexpected status(?: code)?:? 5\d\d)"
 )
 
-_BACKOFF = re.compile(r"^\s*(?:back-off pulling image|error: [a-z]+\s*$)", re.IGNORECASE)
+# An echo without a cause: the BackOff event, an old kubelet's back-off message, or the kubelet's
+# `Error: ErrImagePull` Failed event. A back-off message with text after the image carries one.
+_BACKOFF = re.compile(
+    r'^\s*(?:back-off pulling image\s+(?:"[^"]*"|\S+)\s*$|error: [a-z]+\s*$)', re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +138,7 @@ class PullError:
     phrase: str
     meaning: str
     ambiguous: bool = False
+    platform: bool = False
 
 
 def carries_cause(message: str) -> bool:
@@ -123,7 +155,14 @@ def classify(message: str) -> PullError | None:
     start = message.lower().find(found.phrase)
     if start >= 0:
         phrase = message[start : start + len(found.phrase)]
-        found = PullError(found.category, found.confidence, phrase, found.meaning, found.ambiguous)
+        found = PullError(
+            found.category,
+            found.confidence,
+            phrase,
+            found.meaning,
+            found.ambiguous,
+            found.platform,
+        )
     return found
 
 
@@ -136,14 +175,18 @@ def _classify(text: str) -> PullError | None:
                 phrase,
                 "the image reference cannot be parsed",
             )
-    for phrase in _NEVER_PULL:
+    for phrase, meaning in _NEVER_PULL:
         if phrase in text:
-            return PullError(
-                Category.IMAGEPULL_NOT_FOUND,
-                0.85,
-                phrase,
-                "imagePullPolicy is Never and the image is not on the node",
-            )
+            return PullError(Category.IMAGEPULL_NEVER_PULL_MISSING, 0.95, phrase, meaning)
+    platform = _PLATFORM.search(text)
+    if platform:
+        return PullError(
+            Category.IMAGEPULL_NOT_FOUND,
+            0.9,
+            platform.group(0),
+            "the image has no variant for the node's platform",
+            platform=True,
+        )
     for phrase in _RATE:
         if phrase in text:
             return PullError(
@@ -268,6 +311,18 @@ def parse_image(reference: str) -> ImageRef | None:
     if registry == "docker.io" and len(parts) == 1:
         parts.insert(0, "library")
     return ImageRef(registry, "/".join(parts), tag, digest)
+
+
+def same_image(name: str, reference: str) -> bool:
+    """Whether a name a node lists in status.images is the image a container asks for: the
+    same registry and repository (docker.io and library/ filled in) and the same digest, or
+    the same tag when the reference has no digest (`latest` when it has neither)."""
+    wanted, listed = parse_image(reference), parse_image(name)
+    if wanted is None or listed is None or wanted.name != listed.name:
+        return False
+    if wanted.digest:
+        return listed.digest == wanted.digest
+    return listed.digest is None and (listed.tag or "latest") == (wanted.tag or "latest")
 
 
 def invalid_reason(reference: str) -> str:

@@ -21,6 +21,7 @@ from kubetriage.playbooks.base import Conclusion, Context, Investigation, Playbo
 from kubetriage.playbooks.oom.advise import Plan, recommendation_for
 from kubetriage.playbooks.oom.decide import Findings, decide
 from kubetriage.playbooks.oom.memory import (
+    LEAK_MIN_CLIMB_SECONDS,
     NEAR_LIMIT,
     MemoryAnalysis,
     Pattern,
@@ -263,7 +264,12 @@ def _read_history(
         return None, gap
     limit = float(memory.limit) if memory.limit is not None else None
     # A container that is not running now ended its last instance too (killed, backing off).
-    analysis = analyze_memory(history.series, limit, finished=not_running(pods, container))
+    analysis = analyze_memory(
+        history.series,
+        limit,
+        finished=not_running(pods, container),
+        leak_min_seconds=context.leak_min_climb_seconds or LEAK_MIN_CLIMB_SECONDS,
+    )
     for summary, detail in _history_items(analysis, container, history.empty):
         investigation.add_evidence(EvidenceSource.PROMETHEUS, summary, detail)
     if history.unread:

@@ -9,12 +9,14 @@ series per pod, samples `(unix seconds, bytes)` that exist only while a containe
 The series is cut into instances (one per container start: a restart starts over low, or after a
 gap), and each instance gets a shape:
 
-- `leak`: a steady, roughly linear climb lasting at least `LEAK_MIN_CLIMB_SECONDS` that reaches
+- `leak`: a steady, roughly linear climb lasting at least `leak_min_seconds` (by default
+  `LEAK_MIN_CLIMB_SECONDS`; the `memory_leak_min_climb_seconds` setting) that reaches
   the limit and takes most of the instance's life (it does not sit at the limit for long);
 - `plateau`: reaches the limit and stays near it (normal load needs more than the limit);
 - `spike`: jumps to the limit within a sample or two (startup or a burst) and dies; without a
   limit, any burst to more than twice where the instance started;
-- `below-limit`: ended without ever coming near the limit (someone else's memory ran out);
+- `below-limit`: ended without ever coming near the limit (someone else's memory ran out); a
+  steady climb whose pace reaches the limit within one refresh of its last value came near it;
 - `growing` / `flat`: still running (or no limit to compare with), growing steadily or not.
 
 The workload's `Pattern` is the shape most killed instances share. Bad samples (NaN, infinite,
@@ -140,12 +142,14 @@ def analyze_memory(
     limit_bytes: float | None,
     *,
     finished: Collection[str] = (),
+    leak_min_seconds: float = LEAK_MIN_CLIMB_SECONDS,
 ) -> MemoryAnalysis:
     """Digest a working-set history: one series, or a mapping of series name (pod) to series.
 
     `limit_bytes` is the container's memory limit (None when it has none). `finished` names the
     series whose container is not running now, so their last instance ended too (a single
-    series is named ""). Never raises.
+    series is named ""). A climb is steady (a leak, or growing) only when it lasts at least
+    `leak_min_seconds`. Never raises.
     """
     series = dict(samples) if isinstance(samples, Mapping) else {"": samples}
     limit = limit_bytes if limit_bytes and limit_bytes > 0 and math.isfinite(limit_bytes) else None
@@ -156,7 +160,9 @@ def analyze_memory(
         clean, dropped = _clean(raw)
         discarded += dropped
         values.extend(v for _, v in clean)
-        instances.extend(_instances(name, clean, limit, finished=name in finished))
+        instances.extend(
+            _instances(name, clean, limit, finished=name in finished, min_climb=leak_min_seconds)
+        )
     instances.sort(key=lambda i: (i.start, i.series))
     ordered = sorted(values)
     return MemoryAnalysis(
@@ -192,7 +198,7 @@ def _clean(raw: Iterable[Sample]) -> tuple[list[Sample], int]:
 
 
 def _instances(
-    name: str, samples: list[Sample], limit: float | None, *, finished: bool
+    name: str, samples: list[Sample], limit: float | None, *, finished: bool, min_climb: float
 ) -> list[Instance]:
     if not samples:
         return []
@@ -206,12 +212,14 @@ def _instances(
             runs.append([])
         runs[-1].append(current)
     return [
-        _instance(name, run, limit, ended=finished or i < len(runs) - 1)
+        _instance(name, run, limit, ended=finished or i < len(runs) - 1, min_climb=min_climb)
         for i, run in enumerate(runs)
     ]
 
 
-def _instance(name: str, run: list[Sample], limit: float | None, *, ended: bool) -> Instance:
+def _instance(
+    name: str, run: list[Sample], limit: float | None, *, ended: bool, min_climb: float
+) -> Instance:
     start, first = run[0]
     peak = max(v for _, v in run)
     slope, r2 = _fit(run)
@@ -223,8 +231,12 @@ def _instance(name: str, run: list[Sample], limit: float | None, *, ended: bool)
         if near:
             to_near = run[near[0]][0] - start
             climb = run[: near[0] + 1]
+        elif ended:
+            to_near = _reached_after_last_value(run, limit, (slope, r2), min_climb=min_climb)
         share = len(near) / len(run)
-    shape = _shape(run, limit, climb=climb, fit=(slope, r2), to_near=to_near, ended=ended)
+    shape = _shape(
+        run, limit, climb=climb, fit=(slope, r2), to_near=to_near, ended=ended, min_climb=min_climb
+    )
     return Instance(
         series=name,
         start=start,
@@ -250,13 +262,16 @@ def _shape(
     fit: tuple[float, float],
     to_near: float | None,
     ended: bool,
+    min_climb: float,
 ) -> Shape:
     slope, r2 = fit
     duration = run[-1][0] - run[0][0]
     first = run[0][1]
     if limit is None:
         rise_base = first if first > 0 else max(v for _, v in run)
-        if _steady(slope, r2, duration, run[-1][1] - first, LEAK_MIN_RISE * rise_base):
+        if _steady(
+            slope, r2, duration, run[-1][1] - first, LEAK_MIN_RISE * rise_base, min_climb=min_climb
+        ):
             return Shape.GROWING
         return Shape.SPIKE if max(v for _, v in run) >= SURGE_FACTOR * rise_base else Shape.FLAT
     if to_near is not None:
@@ -264,7 +279,9 @@ def _shape(
         rise = climb[-1][1] - first
         climbing_share = to_near / duration if duration > 0 else 0.0
         if (
-            _steady(climb_slope, climb_r2, to_near, rise, LEAK_MIN_RISE * limit)
+            _steady(
+                climb_slope, climb_r2, to_near, rise, LEAK_MIN_RISE * limit, min_climb=min_climb
+            )
             and climbing_share >= LEAK_MIN_CLIMB_SHARE
         ):
             return Shape.LEAK
@@ -272,14 +289,40 @@ def _shape(
         return Shape.PLATEAU if near_samples >= 2 else Shape.SPIKE
     if ended:
         return Shape.BELOW_LIMIT
-    steady = _steady(slope, r2, duration, run[-1][1] - first, GROWING_MIN_RISE * limit)
+    steady = _steady(
+        slope, r2, duration, run[-1][1] - first, GROWING_MIN_RISE * limit, min_climb=min_climb
+    )
     return Shape.GROWING if steady else Shape.FLAT
 
 
-def _steady(slope: float, r2: float, duration: float, rise: float, min_rise: float) -> bool:
-    return (
-        slope > 0 and r2 >= LEAK_MIN_R2 and duration >= LEAK_MIN_CLIMB_SECONDS and rise >= min_rise
-    )
+def _reached_after_last_value(
+    run: list[Sample], limit: float, fit: tuple[float, float], *, min_climb: float
+) -> float | None:
+    """When a killed instance that climbed steadily reached the limit after its last value:
+    seconds from its start, or None. Prometheus only sees what cAdvisor last refreshed (every
+    ~10 s on a kubelet, however often it scrapes): the kill can come a whole refresh after the
+    last value, and a steady climb whose pace gets there within that time was killed at the
+    limit, not below it."""
+    slope, r2 = fit
+    start, first = run[0]
+    end, last = run[-1]
+    if not _steady(
+        slope, r2, end - start, last - first, LEAK_MIN_RISE * limit, min_climb=min_climb
+    ):
+        return None
+    changes = [b[0] for a, b in pairwise(run) if b[1] != a[1]]
+    steps = [b - a for a, b in pairwise(changes)] or [b[0] - a[0] for a, b in pairwise(run)]
+    refresh = _median(steps) if steps else 0.0
+    last_fresh = changes[-1] if changes else end
+    if last + slope * refresh < NEAR_LIMIT * limit:
+        return None
+    return last_fresh - start + (NEAR_LIMIT * limit - last) / slope
+
+
+def _steady(
+    slope: float, r2: float, duration: float, rise: float, min_rise: float, *, min_climb: float
+) -> bool:
+    return slope > 0 and r2 >= LEAK_MIN_R2 and duration >= min_climb and rise >= min_rise
 
 
 def _pattern(instances: list[Instance], samples: int, limit: float | None) -> Pattern:

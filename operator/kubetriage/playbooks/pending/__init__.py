@@ -3,9 +3,11 @@
 An unscheduled pod is the scheduler's verdict: its FailedScheduling message (or, once those events
 have expired, the PodScheduled condition) says how many nodes each reason rejected. The playbook
 reads that verdict, then checks it against the cluster in the order the scheduler filters nodes —
-schedulable nodes, taints, labels, resources, claims — so that the report carries the numbers and
-names behind the message. A pod that has a node but stays in ContainerCreating is the kubelet's:
-its FailedMount events and the ConfigMaps/Secrets its volumes reference say what is missing.
+schedulable nodes, taints, labels, host ports, resources, claims, the bound volumes' node
+affinity, topology spread and inter-pod affinity — so that the report carries the numbers and
+names behind the message; the later filters' checks live in `constraints.py`. A pod that has a
+node but stays in ContainerCreating is the kubelet's: its FailedMount events and the
+ConfigMaps/Secrets its volumes reference say what is missing.
 
 Each check step records its evidence, notes the nodes it rules out (for inference when the
 scheduler's message is gone) and leaves an `Obstacle` for the decision (`decide.py`), with the
@@ -34,6 +36,8 @@ from kubetriage.k8s.scheduling import (
     CONTROLLER_TAINT_PREFIX,
     DEFAULT_TOLERATIONS,
     DELIBERATE_TAINTS,
+    NOT_READY_TAINTS,
+    PRESSURE_TAINTS,
     Taint,
     nearest_labels,
     required_node_affinity,
@@ -57,7 +61,11 @@ from kubetriage.playbooks.pending.advise import (
     toleration_advice,
     unbound_advice,
     unknown_wait_advice,
-    zone_conflict_advice,
+)
+from kubetriage.playbooks.pending.constraints import (
+    check_ports,
+    check_topology,
+    check_volume_affinity,
 )
 from kubetriage.playbooks.pending.decide import Shortfall, conclude, shortfall
 from kubetriage.playbooks.pending.messages import (
@@ -69,28 +77,45 @@ from kubetriage.playbooks.pending.messages import (
 from kubetriage.playbooks.pending.reads import (
     CORE_RESOURCES,
     KIND_NAMES,
+    SHOWN,
     Case,
     NodeRoom,
     Obstacle,
     inspect_claim,
     missing_keys,
     node_rooms,
+    not_ready_taints,
     object_exists,
+    ready_state,
     waiting_reason,
 )
+from kubetriage.playbooks.pending.reads import listed as name_list
 
 STEP_PODS = "Find the pods that cannot start"
 STEP_SCHEDULER = "Read the scheduler's reasons"
 STEP_NODES = "Check for schedulable nodes"
 STEP_TAINTS = "Check node taints against the pod's tolerations"
 STEP_PLACEMENT = "Check the node selector and affinity against node labels"
+STEP_PORTS = "Check the host ports the pod asks for"
 STEP_CAPACITY = "Check node capacity against the pod's requests"
 STEP_CLAIMS = "Check the pod's PersistentVolumeClaims"
+STEP_VOLUME_AFFINITY = "Check where the pod's bound volumes can be used"
+STEP_TOPOLOGY = "Check topology spread and inter-pod affinity"
 STEP_MOUNTS = "Check the volumes the kubelet cannot mount"
 STEP_DECIDE = "Decide the root cause"
 
-_SCHEDULER_STEPS = (STEP_SCHEDULER, STEP_NODES, STEP_TAINTS, STEP_PLACEMENT, STEP_CAPACITY)
-_SHOWN = 6  # node names listed in a sentence before "and N more"
+_SCHEDULER_STEPS = (
+    STEP_SCHEDULER,
+    STEP_NODES,
+    STEP_TAINTS,
+    STEP_PLACEMENT,
+    STEP_PORTS,
+    STEP_CAPACITY,
+    STEP_CLAIMS,
+    STEP_VOLUME_AFFINITY,
+    STEP_TOPOLOGY,
+)
+_SHOWN = SHOWN
 
 STEPS: tuple[StepDoc, ...] = (
     StepDoc(
@@ -107,8 +132,11 @@ STEPS: tuple[StepDoc, ...] = (
     ),
     StepDoc(
         STEP_NODES,
-        "Nodes: spec.unschedulable and the Ready condition",
-        "No nodes, or only cordoned or NotReady ones, leave nowhere to schedule.",
+        "Nodes: spec.unschedulable, the Ready condition (reason, message, last heartbeat) and "
+        "the node lifecycle controller's not-ready/unreachable taints",
+        "No nodes, or only cordoned, NotReady or unreachable ones, leave nowhere to schedule: "
+        "the answer is the nodes (uncordon, why Ready is not True), never capacity, and the "
+        "not-ready/unreachable taints mean exactly that, never a missing toleration.",
     ),
     StepDoc(
         STEP_TAINTS,
@@ -119,7 +147,16 @@ STEPS: tuple[StepDoc, ...] = (
     StepDoc(
         STEP_PLACEMENT,
         "the pod's nodeSelector and required node affinity, and node labels",
-        "Names the labels no node has, and the nearest labels that exist (same key, other value).",
+        "Names the labels no node has, and the nearest labels that exist (same key, other value). "
+        "When some nodes match, they are the pod's pool: the others were never candidates, so "
+        "a full pool is InsufficientResources for that pool, not a selector mismatch.",
+    ),
+    StepDoc(
+        STEP_PORTS,
+        "the pod's hostPorts and those of the pods bound to each node",
+        "One pod per node can bind a host port (same port, protocol and address): more "
+        "replicas than nodes with the port free cannot all run; a port another workload holds "
+        "everywhere blocks every replica.",
     ),
     StepDoc(
         STEP_CAPACITY,
@@ -131,7 +168,23 @@ STEPS: tuple[StepDoc, ...] = (
         STEP_CLAIMS,
         "the pod's PersistentVolumeClaims, their StorageClass (or the default) and events",
         "An Immediate claim that nothing can provision keeps the pod unschedulable: a "
-        "missing claim, a missing StorageClass, or no default class.",
+        "missing claim, a missing StorageClass, or no default class. A claim of a "
+        "WaitForFirstConsumer class waits for the pod to be scheduled: not a blocker.",
+    ),
+    StepDoc(
+        STEP_VOLUME_AFFINITY,
+        "the PersistentVolume each bound claim names: its nodeAffinity and zone labels",
+        "A volume can be used only where its node affinity allows (a zone for a cloud disk, "
+        "one node for a local volume): when no schedulable node is there, the pod waits for "
+        "that zone or node.",
+    ),
+    StepDoc(
+        STEP_TOPOLOGY,
+        "the pod's topologySpreadConstraints and required pod (anti-)affinity, and the "
+        "matching pods per topology domain",
+        "Names the constraint, its maxSkew or selector, and how many matching pods each "
+        "domain holds: the domain the pod must go to may have no usable node, a label may "
+        "be missing from every node, or there are more replicas than domains.",
     ),
     StepDoc(
         STEP_MOUNTS,
@@ -142,8 +195,10 @@ STEPS: tuple[StepDoc, ...] = (
     StepDoc(
         STEP_DECIDE,
         "the findings of the steps above",
-        "The reason blocking the most nodes is the root cause (on a tie, the filter the "
-        "scheduler runs later); the rest are alternatives with their node counts.",
+        "A request above every node's allocatable decides first: the pod can never fit, "
+        "whatever else rejects nodes. Otherwise the reason blocking the most nodes is the root "
+        "cause (on a tie, the filter the scheduler runs later); the rest are alternatives with "
+        "their node counts. Nodes outside the pod's own pool are never counted against it.",
     ),
 )
 
@@ -159,9 +214,12 @@ class PendingPlaybook(Playbook):
         "(stuck in ContainerCreating). The scheduler's message says how many nodes each reason "
         "rejected: the reason that rejects the most nodes is the root cause, the others are ranked "
         "alternatives. Each reason is then checked against the cluster, in the scheduler's own "
-        "filter order, for the numbers behind it: the room left on each node against the pod's "
-        "requests, the labels and tolerations it lacks, the state of its claims, and the objects "
-        "its volumes reference."
+        "filter order, for the numbers behind it: the nodes that are cordoned or NotReady and "
+        "why, the labels and tolerations it lacks, the host ports already taken, the room left "
+        "on each node against the pod's requests, the state of its claims and where their "
+        "volumes can be used, the matching pods per topology domain, and the objects its "
+        "volumes reference. A request above every node's allocatable decides first: the pod "
+        "can never fit."
     )
     steps: ClassVar[tuple[StepDoc, ...]] = STEPS
     categories: ClassVar[tuple[Category, ...]] = (
@@ -171,6 +229,9 @@ class PendingPlaybook(Playbook):
         Category.PENDING_UNTOLERATED_TAINT,
         Category.PENDING_UNBOUND_PVC,
         Category.PENDING_NO_NODES,
+        Category.PENDING_HOST_PORT_CONFLICT,
+        Category.PENDING_VOLUME_NODE_AFFINITY_CONFLICT,
+        Category.PENDING_TOPOLOGY_CONSTRAINT,
         Category.PENDING_VOLUME_MOUNT_FAILURE,
     )
 
@@ -181,7 +242,7 @@ class PendingPlaybook(Playbook):
         if case.scheduled:
             node = node_name(case.pod) or "?"
             skipped = f"Not needed: {case.pod_name} is bound to node {node}; it was scheduled."
-            for name in (*_SCHEDULER_STEPS, STEP_CLAIMS):
+            for name in _SCHEDULER_STEPS:
                 investigation.step(name, skipped)
             investigation.step(STEP_MOUNTS, _check_mounts(case))
         else:
@@ -191,8 +252,11 @@ class PendingPlaybook(Playbook):
             investigation.step(STEP_NODES, _check_nodes(case))
             investigation.step(STEP_TAINTS, _check_taints(case))
             investigation.step(STEP_PLACEMENT, _check_placement(case))
+            investigation.step(STEP_PORTS, check_ports(case))
             investigation.step(STEP_CAPACITY, _check_capacity(case))
             investigation.step(STEP_CLAIMS, _check_claims(case))
+            investigation.step(STEP_VOLUME_AFFINITY, check_volume_affinity(case))
+            investigation.step(STEP_TOPOLOGY, check_topology(case))
             investigation.step(
                 STEP_MOUNTS, "Not needed: the pods have no node, nothing was mounted."
             )
@@ -202,9 +266,7 @@ class PendingPlaybook(Playbook):
 
 
 def _names(nodes: list[str] | set[str]) -> str:
-    ordered = sorted(nodes)
-    more = f" and {len(ordered) - _SHOWN} more" if len(ordered) > _SHOWN else ""
-    return ", ".join(ordered[:_SHOWN]) + more
+    return name_list(nodes)
 
 
 # --- the pods and the scheduler's message --------------------------------------------------------
@@ -266,7 +328,7 @@ def _read_scheduler(case: Case) -> str:
         when = event_time(newest)
         last = f", last {format_time(when)}" if when else ""
         parsed = parse_scheduler_message(message)
-        head = parsed.text.split(" preemption:")[0]
+        head = parsed.head or parsed.text.split(" preemption:")[0]
         inv.add_evidence(
             EvidenceSource.SCHEDULER,
             f"FailedScheduling (x{event_count(newest)}{last}) on {pod_name}: {head}",
@@ -332,8 +394,10 @@ def _check_nodes(case: Case) -> str:
         )
         return "No Node objects exist: there is nowhere to schedule the pods."
     case.cordoned = {name_of(n) for n in nodes if as_dict(n.get("spec")).get("unschedulable")}
-    case.not_ready = {name_of(n) for n in nodes if node_ready(n) is False}
-    usable = [name_of(n) for n in nodes if name_of(n) not in case.cordoned | case.not_ready]
+    # NotReady: the kubelet says so (Ready False), stopped saying anything (Unknown), or the node
+    # lifecycle controller has tainted the node not-ready/unreachable.
+    case.not_ready = {name_of(n) for n in nodes if node_ready(n) is False or not_ready_taints(n)}
+    usable = [name_of(n) for n in nodes if name_of(n) not in case.unusable]
     parts = [f"{len(nodes)} node(s)"]
     if case.cordoned:
         parts.append(f"{len(case.cordoned)} cordoned ({_names(case.cordoned)})")
@@ -341,17 +405,46 @@ def _check_nodes(case: Case) -> str:
         parts.append(f"{len(case.not_ready)} NotReady ({_names(case.not_ready)})")
     state = ", ".join(parts) + f"; {len(usable)} schedulable and ready"
     inv.add_evidence(EvidenceSource.NODE, state)
+    for name in sorted(case.not_ready)[:_SHOWN]:
+        inv.add_evidence(EvidenceSource.NODE, f"{name}: {ready_state(case.node(name), full=True)}")
     if not usable or said:
-        why = "; ".join(parts[1:]) or "the scheduler says no nodes are available"
+        why = "; ".join(
+            [f"{len(case.cordoned)} cordoned ({_names(case.cordoned)})"] if case.cordoned else []
+        )
+        if case.not_ready:
+            why += ("; " if why else "") + f"{len(case.not_ready)} NotReady ({_not_ready(case)})"
         rec, scope = no_usable_nodes_advice(case)
         case.obstacles[Category.PENDING_NO_NODES] = Obstacle(
             Category.PENDING_NO_NODES,
-            f"None of the {len(nodes)} nodes can take pods: {why}",
+            f"None of the {len(nodes)} nodes can take pods: "
+            + (why or "the scheduler says no nodes are available"),
             corroborated=not usable,
             recommendation=rec,
             scope=scope,
+            certain=not usable,
+        )
+    elif case.unusable:
+        # Some nodes are down: an alternative (or the cause of the scheduler's taint count).
+        rec, scope = no_usable_nodes_advice(case)
+        down = [f"{len(case.cordoned)} cordoned ({_names(case.cordoned)})"] if case.cordoned else []
+        if case.not_ready:
+            down.append(f"{len(case.not_ready)} NotReady ({_not_ready(case)})")
+        case.obstacles[Category.PENDING_NO_NODES] = Obstacle(
+            Category.PENDING_NO_NODES,
+            f"{len(case.unusable)} of {len(nodes)} nodes cannot take pods: " + "; ".join(down),
+            recommendation=rec,
+            scope=scope,
+            everywhere=False,
         )
     return state + "."
+
+
+def _not_ready(case: Case) -> str:
+    """The NotReady nodes with what their Ready condition says, nodes alike grouped."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(case.not_ready):
+        groups.setdefault(ready_state(case.node(name)), []).append(name)
+    return "; ".join(f"{_names(group)}: {state}" for state, group in groups.items())
 
 
 def _check_taints(case: Case) -> str:
@@ -360,6 +453,16 @@ def _check_taints(case: Case) -> str:
     tolerations = as_list(case.spec.get("tolerations"))
     blocking = {name_of(n): found for n in case.nodes if (found := untolerated(n, tolerations))}
     case.tainted = set(blocking)
+    case.condition_tainted = {
+        node
+        for node, found in blocking.items()
+        if node in case.not_ready or any(t.key in NOT_READY_TAINTS for t in found)
+    }
+    case.pressure_tainted = {
+        node
+        for node, found in blocking.items()
+        if node not in case.condition_tainted and any(t.key in PRESSURE_TAINTS for t in found)
+    }
     if not blocking:
         return "No node has a taint the pod does not tolerate."
     on_nodes: dict[Taint, list[str]] = {}
@@ -373,43 +476,48 @@ def _check_taints(case: Case) -> str:
             + _names(nodes),
         )
     own = [t for t in dicts(tolerations) if str(t.get("key")) not in DEFAULT_TOLERATIONS]
-    listed = (
+    tolerated = (
         ", ".join(toleration_text(t) for t in own) or "only the defaults (not-ready, unreachable)"
     )
-    inv.add_evidence(EvidenceSource.POD_SPEC, f"Pod tolerations: {listed}")
-    taints = sorted(on_nodes, key=str)
-    actionable = [
-        t
-        for t in taints
-        if t.key not in DELIBERATE_TAINTS and not t.key.startswith(CONTROLLER_TAINT_PREFIX)
-    ]
-    deliberate = [t for t in taints if t.key in DELIBERATE_TAINTS]
-    named = ", ".join(str(t) for t in taints)
+    inv.add_evidence(EvidenceSource.POD_SPEC, f"Pod tolerations: {tolerated}")
+    named = ", ".join(str(t) for t in sorted(on_nodes, key=str))
     outcome = (
         f"{len(blocking)} of {len(case.nodes)} nodes carry taints the pod lacks tolerations for: "
     )
     outcome += f"{named}."
+    # The taints a toleration is meant for: not those of cordoned, NotReady or pressured nodes,
+    # which follow the node's state (the node check covers them).
+    reserved = {
+        node: kept
+        for node, found in blocking.items()
+        if node not in case.unusable | case.pressure_tainted
+        and (kept := [t for t in found if not t.key.startswith(CONTROLLER_TAINT_PREFIX)])
+    }
+    taints = sorted({t for found in reserved.values() for t in found}, key=str)
+    actionable = [t for t in taints if t.key not in DELIBERATE_TAINTS]
+    deliberate = [t for t in taints if t.key in DELIBERATE_TAINTS]
     if not actionable and not deliberate:
         return outcome + " They are node-condition taints, covered by the node check."
     needed = [toleration_for(t) for t in actionable]
     missing = ", ".join(toleration_text(t) for t in needed) or "none to add (deliberate taints)"
     summary = (
-        f"{len(blocking)} of {case.total_nodes} nodes carry taint(s) {named} that {case.subject} "
-        f"does not tolerate; missing toleration(s): {missing}"
+        f"{len(reserved)} of {case.total_nodes} nodes carry taint(s) "
+        f"{', '.join(str(t) for t in taints)} that {case.subject} does not tolerate; missing "
+        f"toleration(s): {missing}"
     )
-    offered = _only_on_tainted(case, blocking)
+    offered = _only_on_tainted(case, reserved)
     if offered:
         summary += f"; the pod requests {', '.join(offered)}, which only the tainted nodes offer"
     if actionable:
         rec, scope = toleration_advice(case, needed, offered)
     else:
-        rec, scope = control_plane_advice(case, deliberate, set(blocking))
+        rec, scope = control_plane_advice(case, deliberate, set(reserved))
     case.obstacles[Category.PENDING_UNTOLERATED_TAINT] = Obstacle(
         Category.PENDING_UNTOLERATED_TAINT,
         summary,
         recommendation=rec,
         scope=scope,
-        everywhere=len(blocking) == len(case.nodes),
+        everywhere=len(reserved) == len(case.nodes),
     )
     return outcome + f" Missing toleration(s): {missing}."
 
@@ -446,8 +554,11 @@ def _check_placement(case: Case) -> str:
     if matching or not case.nodes:
         names = _names([name_of(n) for n in matching])
         if case.mismatched and not affinity.pinned_by_name:
-            # Only an alternative: the nodes that match are where the pod is meant to run.
-            rec, scope = not_meant_to_run_there_advice(case.context)
+            # The nodes that match are the pod's pool: the others were never candidates, so
+            # they are at most an alternative, never the cause (decide.py).
+            case.pool = sorted(name_of(n) for n in matching)
+            case.pool_labels = asked
+            rec, scope = not_meant_to_run_there_advice(case)
             case.obstacles[Category.PENDING_NODE_SELECTOR_MISMATCH] = Obstacle(
                 Category.PENDING_NODE_SELECTOR_MISMATCH,
                 f"{len(case.mismatched)} node(s) ({_names(case.mismatched)}) lack the labels "
@@ -481,13 +592,19 @@ def _check_placement(case: Case) -> str:
 
 
 def _room_text(room: NodeRoom, resources: list[str]) -> str:
+    """`worker-1: cpu 1 free of 4, memory 2Gi free of 16Gi`; a resource the node does not
+    report is said to be so, and "no allocatable reported" only of a node that reports none."""
+    if not room.allocatable:
+        return f"{room.name}: no allocatable reported"
     parts = []
     for resource in resources:
         free, capacity = room.free(resource), room.capacity(resource)
         if free is not None and capacity is not None:
             shown = (format_amount(resource, free), format_amount(resource, capacity))
             parts.append(f"{resource} {shown[0]} free of {shown[1]}")
-    return f"{room.name}: {', '.join(parts) or 'no allocatable reported'}"
+        else:
+            parts.append(f"{resource} not reported")
+    return f"{room.name}: {', '.join(parts)}"
 
 
 def _check_capacity(case: Case) -> str:
@@ -513,8 +630,10 @@ def _check_capacity(case: Case) -> str:
     resources = [
         r for r in dict.fromkeys(named or [r for r in requests if r != "pods"]) if r in requests
     ]
+    # A pod that requests nothing still shows what the nodes have: cpu and memory.
+    shown_resources = resources or ["cpu", "memory"]
     for room in sorted(candidates, key=lambda r: r.name)[:_SHOWN]:
-        inv.add_evidence(EvidenceSource.NODE, _room_text(room, resources))
+        inv.add_evidence(EvidenceSource.NODE, _room_text(room, shown_resources))
     shortfalls = [s for r in resources if (s := shortfall(r, requests[r], candidates))]
     never = [
         s for r in resources if (s := shortfall(r, requests[r], rooms)) and s.exceeds_every_node
@@ -527,7 +646,7 @@ def _check_capacity(case: Case) -> str:
     if never:
         return _exceeds(case, never)
     full = [s for s in shortfalls if s.fits_nowhere_now]
-    other = case.blocked_by(Blocker.PORTS, Blocker.NODE_PRESSURE)
+    other = case.blocked_by(Blocker.NODE_PRESSURE)
     said = case.blocked_by(Blocker.RESOURCES)
     if not full and not other:
         facts = "; ".join(s.describe() for s in shortfalls)
@@ -561,6 +680,12 @@ def _check_capacity(case: Case) -> str:
         f"{blocked} of {case.total_nodes} nodes are full for {case.subject}: {case.pod_name} "
         + "; ".join(facts_list)
     )
+    case.pool_full = bool(case.pool) and set(case.pool) <= case.short
+    if case.pool_full:
+        summary = (
+            f"The {len(case.pool)} nodes {case.subject} selects ({case.pool_labels}) are all "
+            f"full: {case.pod_name} " + "; ".join(facts_list)
+        )
     rec, scope = capacity_advice(case, full)
     case.obstacles[Category.PENDING_INSUFFICIENT_RESOURCES] = Obstacle(
         Category.PENDING_INSUFFICIENT_RESOURCES, summary, True, rec, scope
@@ -612,14 +737,22 @@ def _check_claims(case: Case) -> str:
                 EvidenceSource.STORAGE_CLASS,
                 f"No StorageClass is marked default (existing: {known})",
             )
-    problem = next((s for s in states if not s.exists or not s.bound), None)
-    conflict = next((r.text for r in said if "affinity" in r.text or "zone" in r.text), None)
-    if problem is None and conflict is None:
-        return "Every claim is Bound: " + "; ".join(s.describe() for s in states) + "."
-    if problem is None or (conflict and problem.bound):
-        summary, rec, scope = zone_conflict_advice(case, problem or states[0], conflict or "")
-    else:
-        summary, rec, scope = unbound_advice(case, problem)
+    # A claim of a WaitForFirstConsumer class is bound once the pod has a node: it waits for
+    # the pod. Only when the scheduler names a binding reason does it block.
+    waiting = [s for s in states if s.waits_for_consumer and not said]
+    problem = next((s for s in states if not s.exists or (not s.bound and s not in waiting)), None)
+    if problem is None:
+        bound = [s.describe() for s in states if s.bound]
+        lead = "Bound: " if waiting else "Every claim is Bound: "
+        text = lead + "; ".join(bound) + "." if bound else ""
+        if waiting:
+            names = ", ".join(s.name for s in waiting)
+            text += (" " if text else "") + (
+                f"PersistentVolumeClaim {names} waits for its first consumer "
+                "(WaitForFirstConsumer): it binds once the pod is scheduled, not a blocker."
+            )
+        return text
+    summary, rec, scope = unbound_advice(case, problem)
     case.claim_blocked = True
     case.obstacles[Category.PENDING_UNBOUND_PVC] = Obstacle(
         Category.PENDING_UNBOUND_PVC,

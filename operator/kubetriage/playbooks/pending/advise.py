@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
@@ -20,6 +21,10 @@ from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.k8s.quantities import floor_quantity, format_amount, quantities
 from kubetriage.k8s.resources import container_requests, pod_requests
 from kubetriage.k8s.scheduling import (
+    HostPort,
+    PodAffinityTerm,
+    RequiredNodeAffinity,
+    SpreadConstraint,
     Taint,
     corrected_node_affinity,
     required_node_affinity,
@@ -27,8 +32,8 @@ from kubetriage.k8s.scheduling import (
 )
 from kubetriage.k8s.selectors import match_labels_string
 from kubetriage.k8s.volumes import VolumeSource, claims_of
-from kubetriage.models import Category, Patch, Recommendation
-from kubetriage.playbooks.base import Context, recommendation, strategic_patch
+from kubetriage.models import Category, Patch, PatchTarget, PatchType, Recommendation
+from kubetriage.playbooks.base import PATCH_LIMIT, Context, recommendation, strategic_patch
 from kubetriage.playbooks.pending.messages import MountFailure
 from kubetriage.playbooks.pending.reads import (
     CORE_RESOURCES,
@@ -36,11 +41,16 @@ from kubetriage.playbooks.pending.reads import (
     Case,
     ClaimState,
     earlier_reference,
+    listed,
+    ready_state,
+    why_unusable,
 )
 from kubetriage.policy import ChangeScope, Touch
+from kubetriage.redact import redact
 
 if TYPE_CHECKING:
     # decide asks advise for the generic recommendation; advise only reads Shortfall's fields.
+    from kubetriage.playbooks.pending.constraints import PortHolder
     from kubetriage.playbooks.pending.decide import Shortfall
 
 # A recommendation and what it touches; with the obstacle's summary when the advice says it.
@@ -67,10 +77,28 @@ _CLAIM = frozenset({Touch.PERSISTENT_VOLUME_CLAIM})
 # What to do when the scheduler named a reason that no check could put numbers to.
 _GENERIC: dict[Category, tuple[str, str, Touch]] = {
     Category.PENDING_NODE_SELECTOR_MISMATCH: (
-        "Relax the pod's affinity, anti-affinity or topology spread rules, or add nodes that "
-        "satisfy them.",
-        "kubectl get pod {pod} -n {ns} -o jsonpath='{{.spec.affinity}}'",
+        "Point the pod's node selector/affinity at labels nodes have, or label the nodes meant "
+        "for it.",
+        "kubectl get pod {pod} -n {ns} -o jsonpath='{{.spec.nodeSelector}} {{.spec.affinity}}'",
         Touch.SCHEDULING,
+    ),
+    Category.PENDING_TOPOLOGY_CONSTRAINT: (
+        "Relax the pod's topology spread or pod (anti-)affinity rules, or add nodes in the "
+        "domains they need.",
+        "kubectl get pod {pod} -n {ns} -o jsonpath='{{.spec.topologySpreadConstraints}} "
+        "{{.spec.affinity}}'",
+        Touch.SCHEDULING,
+    ),
+    Category.PENDING_HOST_PORT_CONFLICT: (
+        "Free the host port on a node, run fewer replicas than nodes, or drop the hostPort.",
+        "kubectl get pods -A -o wide --field-selector spec.nodeName=<node>  # who holds the port",
+        Touch.SCHEDULING,
+    ),
+    Category.PENDING_VOLUME_NODE_AFFINITY_CONFLICT: (
+        "Give the pod a node where its volume can be used (its zone or node), or move the data.",
+        "kubectl get pv -o custom-columns=NAME:.metadata.name,CLAIM:.spec.claimRef.name,"
+        "AFFINITY:.spec.nodeAffinity",
+        Touch.NODES,
     ),
     Category.PENDING_UNTOLERATED_TAINT: (
         "Add the missing toleration if the workload belongs on the tainted nodes; else add "
@@ -163,9 +191,11 @@ def running_validation(context: Context) -> str:
     )
 
 
-def capacity_command(nodes: list[KubeObject], cluster: str, extra_nodes: int) -> str:
+def capacity_command(
+    nodes: list[KubeObject], cluster: str, extra_nodes: int, selector: str | None = None
+) -> str:
     """The command that adds `extra_nodes` nodes like these (their managed node pool when the
-    labels say which), or the generic instruction."""
+    labels say which), or the generic instruction (for the nodes `selector` picks, if given)."""
     for label, template in _POOLS:
         pools = Counter(labels_of(n)[label] for n in nodes if label in labels_of(n))
         if pools:
@@ -191,6 +221,11 @@ def capacity_command(nodes: list[KubeObject], cluster: str, extra_nodes: int) ->
             "kubectl get nodes  # none registered: scale the node group up from zero, or find "
             "why nodes do not join; with the cluster autoscaler: kubectl -n kube-system get "
             "configmap cluster-autoscaler-status -o yaml"
+        )
+    if selector:
+        return (
+            f"kubectl get nodes -l {selector} -o wide  # add {extra_nodes} node(s) like these "
+            "to the pool (or raise the cluster autoscaler's maximum for its node group)"
         )
     return (
         f"kubectl get nodes -o wide  # add {extra_nodes} node(s) of this size to the cluster "
@@ -231,27 +266,66 @@ def no_nodes_advice(context: Context) -> Advice:
 
 
 def no_usable_nodes_advice(case: Case) -> Advice:
-    """Uncordon the cordoned nodes, or bring the NotReady ones back."""
+    """Uncordon the cordoned nodes and bring the NotReady ones back, saying what their Ready
+    condition reports: the nodes are there, nothing about capacity or tolerations."""
     ctx = case.context
     scope = ChangeScope(frozenset({Touch.NODES}))
-    validation = "kubectl get nodes shows schedulable Ready nodes; "
-    validation += scheduled_validation(ctx)
+    validation = "kubectl get nodes shows them Ready and schedulable; " + scheduled_validation(ctx)
+    parts: list[str] = []
+    commands: list[str] = []
+    rollback = None
     if case.cordoned:
         cordoned = " ".join(sorted(case.cordoned))
-        rec = recommendation(
-            summary="Uncordon the nodes once their maintenance is over, or add nodes.",
-            command=f"kubectl uncordon {cordoned}  # first check no drain or upgrade still runs",
-            rollback=f"kubectl cordon {cordoned}",
-            validation=validation,
+        parts.append(f"Uncordon {', '.join(sorted(case.cordoned))} once their maintenance is over")
+        commands.append(
+            f"kubectl uncordon {cordoned}  # first check no drain or upgrade still runs"
         )
-        return rec, scope
-    node = sorted(case.not_ready or {name_of(n) for n in case.nodes} or {"<node>"})[0]
+        rollback = f"kubectl cordon {cordoned}"
+    if case.not_ready:
+        groups: dict[str, list[str]] = {}
+        for name in sorted(case.not_ready):
+            groups.setdefault(ready_state(case.node(name)), []).append(name)
+        for state, nodes in groups.items():
+            parts.append(f"bring back {', '.join(nodes)} ({state}): {_not_ready_hint(state)}")
+            first = nodes[0]
+            if _CNI.search(state):
+                commands.append(
+                    "kubectl get pods -n kube-system -o wide --field-selector "
+                    f"spec.nodeName={first}"
+                    "  # the CNI plugin's pod on that node, then its logs"
+                )
+            commands.append(f"kubectl describe node {first}  # {state}")
+    if not parts:
+        parts.append("Find why the scheduler finds no node available")
+        commands.append("kubectl get nodes -o wide")
+    summary = "; ".join(parts)
     rec = recommendation(
-        summary="Bring the NotReady nodes back (kubelet, container runtime, network) or add nodes.",
-        command=f"kubectl describe node {node}  # the conditions say why the kubelet is not Ready",
+        summary=summary[0].upper() + summary[1:] + ".",
+        command="; ".join(commands),
+        rollback=rollback,
         validation=validation,
     )
     return rec, scope
+
+
+_CNI = re.compile(r"cni|NetworkPluginNotReady|network plugin", re.I)
+# What a NotReady node's Ready condition says, and where an engineer looks next.
+_NOT_READY_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (_CNI, "the network plugin (CNI) is not ready on the node: check the CNI DaemonSet's pod "
+     "there (kube-system) and its logs"),
+    (re.compile(r"stopped posting node status|never posted node status", re.I),
+     "its kubelet stopped posting status: check that the machine is up and its kubelet runs "
+     "(systemctl status kubelet), or replace the node"),
+    (re.compile(r"PLEG is not healthy|container runtime is down|runtime not ready", re.I),
+     "the container runtime does not answer the kubelet: check containerd/CRI-O on the node"),
+)  # fmt: skip
+
+
+def _not_ready_hint(state: str) -> str:
+    return next(
+        (hint for pattern, hint in _NOT_READY_HINTS if pattern.search(state)),
+        "its Ready condition says why; the kubelet's log on the node says more",
+    )
 
 
 # --- taints --------------------------------------------------------------------------------------
@@ -306,11 +380,15 @@ def control_plane_advice(case: Case, deliberate: list[Taint], tainted: set[str])
 # --- node selector and affinity ------------------------------------------------------------------
 
 
-def not_meant_to_run_there_advice(context: Context) -> Advice:
-    """Some nodes lack the labels the pod asks for, others have them: nothing to change."""
+def not_meant_to_run_there_advice(case: Case) -> Advice:
+    """Some nodes lack the labels the pod asks for, others have them: those others are its pool,
+    and what keeps it off them is the question (never a reason to change the other nodes)."""
+    pool = ", ".join(case.pool) or "the matching nodes"
     rec = recommendation(
-        summary="Nothing to change for these nodes: the pod is not meant to run there.",
-        validation=scheduled_validation(context),
+        summary=f"{case.subject} may run only on the nodes it selects ({case.pool_labels}: "
+        f"{pool}); the other nodes were never candidates. Look at what keeps it off those.",
+        command=f"kubectl describe nodes {' '.join(case.pool[:6])}".rstrip(),
+        validation=scheduled_validation(case.context),
     )
     return rec, ChangeScope()
 
@@ -407,8 +485,14 @@ def capacity_advice(case: Case, full: list[Shortfall]) -> Advice:
     )
     extra = nodes_needed(pending, per_node)
     pool = [n for n in case.nodes if name_of(n) not in case.ruled_out] or case.nodes
-    command = capacity_command(pool, ctx.reader.cluster_name(), extra)
+    selector = _selector_arg(case.pool_labels) if case.pool_full else None
+    command = capacity_command(pool, ctx.reader.cluster_name(), extra, selector)
     text = f"Add capacity for {pending} pending pod(s): {extra} more node(s) like the current ones"
+    if case.pool_full:
+        text = (
+            f"Add capacity to the nodes {case.subject} selects ({case.pool_labels}): {extra} more "
+            f"node(s) like them for {pending} pending pod(s)"
+        )
     if required_node_affinity(case.spec).pinned_by_name and pool:
         # A pod pinned to its node (a DaemonSet's) cannot use new nodes: make room on that one.
         target = name_of(pool[0])
@@ -445,6 +529,14 @@ def capacity_advice(case: Case, full: list[Shortfall]) -> Advice:
     )
     touches = {Touch.NODES, Touch.RESOURCES} if patch else {Touch.NODES}
     return rec, ChangeScope(frozenset(touches), plan.percent if patch else None)
+
+
+def _selector_arg(asked: str) -> str | None:
+    """`pool=batch; zone In (a, b)` as a `kubectl -l` argument, when every part is `k=v`."""
+    parts = [p.strip() for p in asked.split(";") if p.strip()]
+    if parts and all(re.fullmatch(r"[^=\s]+=[^=\s]*", p) for p in parts):
+        return ",".join(parts)
+    return None
 
 
 def exceeds_advice(case: Case, never: list[Shortfall]) -> Advice:
@@ -492,22 +584,6 @@ def _claim_validation(case: Case, claim: str) -> str:
     return f"kubectl get pvc {claim} -n {ctx.namespace} shows Bound; then " + scheduled_validation(
         ctx
     )
-
-
-def zone_conflict_advice(case: Case, state: ClaimState, conflict: str) -> SummarizedAdvice:
-    """The claim is bound to a volume no usable node can reach: nodes in its zone."""
-    volume = state.volume_name or "<volume>"
-    summary = (
-        f"{case.pod_name} needs PersistentVolumeClaim {state.name}, bound to volume {volume}, "
-        f"which no usable node can reach: {conflict}"
-    )
-    rec = recommendation(
-        summary="Give the pod a node in the volume's zone (add nodes there), or restore the data "
-        "into a volume in a zone that has nodes.",
-        command=f"kubectl get pv {volume} -o jsonpath='{{.spec.nodeAffinity}}'  # its zone",
-        validation=_claim_validation(case, state.name),
-    )
-    return summary, rec, ChangeScope(_CLAIM | {Touch.NODES})
 
 
 def unbound_advice(case: Case, state: ClaimState) -> SummarizedAdvice:
@@ -714,3 +790,314 @@ def _missing_object_advice(
         validation=validation,
     )
     return summary, rec, scope
+
+
+# --- host ports ----------------------------------------------------------------------------------
+
+_SCALABLE = frozenset({"Deployment", "StatefulSet", "ReplicaSet"})
+
+
+def _scale(target: WorkloadRef, replicas: int) -> str:
+    where = f"{target.kind.lower()}/{target.name} -n {target.namespace}"
+    return f"kubectl scale {where} --replicas={replicas}"
+
+
+def _unusable_to_bring_back(case: Case) -> str:
+    """`Bring back kwok-node-3 (Ready=Unknown, ...)` / `Uncordon a, b` for nodes that would take
+    a pod once usable again; "" when there are none."""
+    parts = []
+    if case.cordoned:
+        parts.append(f"Uncordon {listed(case.cordoned)}")
+    for node in sorted(case.not_ready)[:3]:
+        parts.append(f"Bring back {node} ({ready_state(case.node(node))})")
+    return "; ".join(parts)
+
+
+def host_port_advice(
+    case: Case, ports: list[HostPort], *, own_nodes: int, others: list[PortHolder], free: int
+) -> Advice:
+    """Replicas holding the port on every node: run as many as there are nodes (or add nodes,
+    or drop the hostPort). Another workload holding it: another hostPort, or none."""
+    ctx = case.context
+    target = ctx.target
+    text = ", ".join(str(p) for p in ports)
+    validation = scheduled_validation(ctx)
+    back = _unusable_to_bring_back(case)
+    if others:
+        holders = sorted({str(h.workload) for h in others})
+        every = "every node" if not free and not own_nodes else "the nodes"
+        fragment_new = [_port_change(p, None) for p in ports]
+        fragment_old = [_port_change(p, p.port) for p in ports]
+        patch = template_patch(target, {"containers": _by_container(fragment_new)})
+        containers = ", ".join(sorted({p.container for p in ports}))
+        rec = recommendation(
+            summary=f"Host port {text} is taken on {every} by {', '.join(holders)}: give "
+            f"{case.subject}'s container {containers} another hostPort, or none (reach it through "
+            "a Service or the pod IP). The patch removes the hostPort: apply it only if nothing "
+            "reaches the pod on its node's address.",
+            patch=patch,
+            command=None if patch else not_patchable(target),
+            rollback=patch_command(target, {"containers": _by_container(fragment_old)})
+            if patch
+            else None,
+            validation=validation,
+        )
+        return rec, ChangeScope(frozenset({Touch.SCHEDULING}))
+    usable = own_nodes + free
+    wanted = case.replicas()
+    extra = max(wanted - usable, 1)
+    summary = (
+        f"Run at most {usable} replica(s) of {case.subject}: each node can bind host port "
+        f"{text} once. To run {wanted}, add {extra} node(s), or drop the hostPort and reach the "
+        "pods through a Service."
+    )
+    if back:
+        summary = f"{back}, which would take one; or r{summary[1:]}"
+    scalable = target.kind in _SCALABLE
+    rec = recommendation(
+        summary=summary,
+        command=_scale(target, usable) if scalable else None,
+        rollback=_scale(target, wanted) if scalable else None,
+        validation=validation,
+    )
+    return rec, ChangeScope(frozenset({Touch.DEPLOY_STRATEGY, Touch.NODES}))
+
+
+def _port_change(port: HostPort, host_port: int | None) -> tuple[str, dict[str, object]]:
+    return port.container, {
+        "containerPort": port.container_port or port.port,
+        "hostPort": host_port,
+    }
+
+
+def _by_container(changes: list[tuple[str, dict[str, object]]]) -> list[dict[str, object]]:
+    """`containers` entries (merged by name) carrying `ports` entries (merged by containerPort)."""
+    grouped: dict[str, list[dict[str, object]]] = {}
+    for container, port in changes:
+        grouped.setdefault(container, []).append(port)
+    return [{"name": name, "ports": ports} for name, ports in grouped.items()]
+
+
+# --- the bound volumes' node affinity ------------------------------------------------------------
+
+
+def volume_affinity_advice(
+    case: Case, volume: KubeObject, affinity: RequiredNodeAffinity, matching: list[str]
+) -> Advice:
+    """No node where the volume can be used: add one there, or move the data. The only such
+    nodes cordoned or NotReady: bring them back."""
+    ctx = case.context
+    pv = name_of(volume)
+    validation = scheduled_validation(ctx)
+    if matching:
+        cordoned = [n for n in matching if n in case.cordoned]
+        if cordoned:
+            nodes = " ".join(cordoned)
+            rec = recommendation(
+                summary=f"Uncordon {', '.join(cordoned)} once its maintenance is over: it is the "
+                f"only node where PersistentVolume {pv} can be used, so {case.pod_name} can run "
+                "nowhere else.",
+                command=f"kubectl uncordon {nodes}  # first check no drain or upgrade still runs",
+                rollback=f"kubectl cordon {nodes}",
+                validation=validation,
+            )
+            return rec, ChangeScope(frozenset({Touch.NODES}))
+        node = matching[0]
+        state = ready_state(case.node(node))
+        rec = recommendation(
+            summary=f"Bring back {node} ({state}): it is the only node where PersistentVolume "
+            f"{pv} can be used. If it is gone for good, restore the data into a new claim on a "
+            "node that is up.",
+            command=f"kubectl describe node {node}  # {state}",
+            validation=validation,
+        )
+        return rec, ChangeScope(frozenset({Touch.NODES}))
+    first = affinity.asked()[0]
+    where = str(first)
+    present = sorted({labels_of(n)[first.key] for n in case.nodes if first.key in labels_of(n)})
+    elsewhere = f" in {' or '.join(present)}" if present else ""
+    rec = recommendation(
+        summary=f"Give the volume a node: add a node in {where} (scale up the node group there, "
+        "or let the cluster autoscaler create one); or move the data: snapshot PersistentVolume "
+        f"{pv} and restore it into a new claim{elsewhere}, then point {case.subject} at it.",
+        command=f"kubectl get nodes -L {first.key}  # no node has {where}: add one there; the "
+        f"volume's affinity: kubectl get pv {pv} -o jsonpath='{{.spec.nodeAffinity}}'",
+        rollback="Scale the node group back down once nothing needs the added node.",
+        validation=validation,
+    )
+    return rec, ChangeScope(frozenset({Touch.NODES, Touch.PERSISTENT_VOLUME_CLAIM}))
+
+
+# --- topology spread and inter-pod affinity ------------------------------------------------------
+
+
+def _template(case: Case) -> dict[str, Any]:
+    ctx = case.context
+    return pod_template(ctx.workload) if ctx.target.kind != "Pod" else case.spec
+
+
+def spread_advice(
+    case: Case, constraint: SpreadConstraint, domain: str, nodes: list[str]
+) -> Advice:
+    """The domain the spread wants the next pod in has no usable node: bring it back (or add
+    capacity there); or make the constraint soft until then."""
+    ctx = case.context
+    key = constraint.topology_key
+    reasons = {why_unusable(case, n) for n in nodes}
+    # A JSON patch by index (guarded by a test of the key): a strategic merge patch would have
+    # to carry the merge key, `topologyKey`, which redaction takes for a secret's name.
+    patch, rollback = _soften(case, constraint)
+    if "cordoned" in reasons:
+        cordoned = [n for n in nodes if n in case.cordoned]
+        first = (
+            f"Uncordon {', '.join(cordoned)}, the node(s) of {domain}, where the spread wants "
+            "the next pod"
+        )
+        command = (
+            f"kubectl uncordon {' '.join(cordoned)}  # first check no drain or upgrade still runs"
+        )
+    elif "NotReady" in reasons:
+        down = [n for n in nodes if n in case.not_ready]
+        state = ready_state(case.node(down[0]))
+        first = f"Bring back {', '.join(down)} ({state}), the node(s) of {domain}"
+        command = f"kubectl describe node {down[0]}"
+    elif "full" in reasons:
+        first = f"Add capacity in {key}={domain}: its node(s) ({listed(nodes)}) are full"
+        command = capacity_command([case.node(n) for n in nodes], ctx.reader.cluster_name(), 1)
+    else:
+        why = " or ".join(sorted(reasons))
+        first = f"Give {key}={domain} a node the pod may use (its node(s) are {why})"
+        command = f"kubectl get nodes -L {key}"
+    rec = recommendation(
+        summary=f"{first}; or let the spread be soft (whenUnsatisfiable: ScheduleAnyway, the "
+        f"patch) until {domain} can take pods again.",
+        patch=patch,
+        command=command,
+        rollback=rollback,
+        validation=scheduled_validation(ctx),
+    )
+    return rec, ChangeScope(frozenset({Touch.NODES, Touch.SCHEDULING}))
+
+
+def _soften(case: Case, constraint: SpreadConstraint) -> tuple[Patch | None, str | None]:
+    """A JSON patch making one spread constraint ScheduleAnyway, and the command undoing it."""
+    target = case.context.target
+    if target.kind not in _TEMPLATE_KINDS:
+        return None, None
+    base = f"{_spec_path(target)}/topologySpreadConstraints/{constraint.index}"
+    guard = {"op": "test", "path": f"{base}/topologyKey", "value": constraint.topology_key}
+
+    def ops(when: str) -> list[dict[str, str]]:
+        return [guard, {"op": "replace", "path": f"{base}/whenUnsatisfiable", "value": when}]
+
+    patch = json_patch(target, ops("ScheduleAnyway"))
+    if patch is None:
+        return None, None
+    undo = json.dumps(ops(constraint.when_unsatisfiable), separators=(",", ":"))
+    where = f"{target.kind.lower()}/{target.name} -n {target.namespace}"
+    return patch, f"kubectl patch {where} --type json -p '{undo}'"
+
+
+def _spec_path(target: WorkloadRef) -> str:
+    return "/spec" if target.kind == "Pod" else "/spec/template/spec"
+
+
+def json_patch(target: WorkloadRef, ops: list[dict[str, str]]) -> Patch | None:
+    """A JSON patch (RFC 6902) of the target, or None when it cannot be shown as it is: as
+    `base.strategic_patch`, too long for a report or carrying something redaction would change."""
+    content = json.dumps(ops, separators=(",", ":"))
+    if len(content) > PATCH_LIMIT or redact(content) != content:
+        return None
+    return Patch(
+        type=PatchType.JSON,
+        target=PatchTarget(
+            api_version=target.api_version,
+            kind=target.kind,
+            name=target.name,
+            namespace=target.namespace,
+        ),
+        content=content,
+    )
+
+
+def spread_label_advice(case: Case, constraint: SpreadConstraint, close: list[str]) -> Advice:
+    """No node has the topology key: label the nodes, or key on a label they have."""
+    key = constraint.topology_key
+    nearest = close[0].split("=", 1)[0] if close else None
+    other = f", or key the constraint on a label they have ({nearest})" if nearest else ""
+    rec = recommendation(
+        summary=f"Label every node with {key} (the domain each belongs to){other}: a node "
+        "without the key is never a candidate for a pod that spreads on it.",
+        command=f"kubectl get nodes -L {key}  # none has it: kubectl label node <node> "
+        f"{key}=<value> on every node, or change topologyKey in {case.subject}",
+        rollback=f"kubectl label node <node> {key}-",
+        validation=scheduled_validation(case.context),
+    )
+    return rec, ChangeScope(frozenset({Touch.NODES, Touch.SCHEDULING}))
+
+
+def anti_affinity_advice(case: Case, term: PodAffinityTerm, domains: int) -> Advice:
+    """One replica per domain: run as many as there are domains, add domains, or (only if
+    replicas may share one) make it preferred."""
+    ctx = case.context
+    target = ctx.target
+    wanted = case.replicas()
+    key = term.topology_key
+    extra = max(wanted - domains, 1)
+    more = (
+        f"add {extra} node(s)"
+        if key == "kubernetes.io/hostname"
+        else f"add nodes in {extra} more {key} domain(s)"
+    )
+    scalable = target.kind in _SCALABLE
+    rec = recommendation(
+        summary=f"Run at most {domains} replica(s) of {case.subject} (one per {key}), or {more}; "
+        "only if replicas may share a domain, make the anti-affinity preferred "
+        "(preferredDuringSchedulingIgnoredDuringExecution) instead of required.",
+        command=_scale(target, domains) if scalable else None,
+        rollback=_scale(target, wanted) if scalable else None,
+        validation=scheduled_validation(ctx),
+    )
+    return rec, ChangeScope(frozenset({Touch.DEPLOY_STRATEGY, Touch.SCHEDULING}))
+
+
+def pod_affinity_advice(case: Case, term: PodAffinityTerm, exist: bool) -> Advice:
+    """The pods it must run beside are missing (or run where it cannot go)."""
+    ctx = case.context
+    selector = str(term.selector) if term.selector is not None else ""
+    spaces = term.namespaces or (ctx.namespace,)
+    if not exist:
+        summary = (
+            f"Deploy what {case.subject} must run beside (pods labelled {selector} in "
+            f"{', '.join(spaces)}), or fix the affinity's selector to the labels those pods carry; "
+            "make the affinity preferred only if the workload may run anywhere."
+        )
+    else:
+        summary = (
+            f"Make room for {case.subject} in the {term.topology_key} domains where the pods "
+            f"labelled {selector} run, or make the affinity preferred instead of required."
+        )
+    rec = recommendation(
+        summary=summary,
+        command=f"kubectl get pods -n {spaces[0]} -l {selector} -o wide"
+        + ("  # none: the affinity's target is missing" if not exist else ""),
+        validation=scheduled_validation(ctx),
+    )
+    return rec, ChangeScope(frozenset({Touch.SCHEDULING}))
+
+
+def existing_anti_affinity_advice(
+    case: Case, found: list[tuple[KubeObject, PodAffinityTerm]]
+) -> Advice:
+    """Running pods' own anti-affinity selects this pod: their rule, or this pod's labels."""
+    pod, term = found[0]
+    namespace = str(as_dict(pod.get("metadata")).get("namespace") or "default")
+    rec = recommendation(
+        summary=f"The required anti-affinity of running pods ({namespace}/{name_of(pod)}: "
+        f"{term.selector}, one per {term.topology_key}) selects {case.subject}'s labels: change "
+        "that rule, or this workload's labels, so that they no longer exclude each other.",
+        command=f"kubectl get pod {name_of(pod)} -n {namespace} -o "
+        "jsonpath='{.spec.affinity.podAntiAffinity}'",
+        validation=scheduled_validation(case.context),
+    )
+    return rec, ChangeScope(frozenset({Touch.SCHEDULING}))

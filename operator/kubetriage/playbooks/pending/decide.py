@@ -14,27 +14,34 @@ from kubetriage.k8s.scheduling import required_node_affinity
 from kubetriage.models import Category, RootCause
 from kubetriage.playbooks.base import Conclusion, cause
 from kubetriage.playbooks.pending.advise import generic_advice
-from kubetriage.playbooks.pending.messages import Blocker
+from kubetriage.playbooks.pending.messages import Blocker, Reason
 from kubetriage.playbooks.pending.reads import Case, NodeRoom, Obstacle
 
 # The scheduler categories, and the blockers of the scheduler's reasons each one covers.
 CATEGORY_OF: dict[Blocker, Category] = {
     Blocker.RESOURCES: Category.PENDING_INSUFFICIENT_RESOURCES,
-    Blocker.PORTS: Category.PENDING_INSUFFICIENT_RESOURCES,
+    Blocker.PORTS: Category.PENDING_HOST_PORT_CONFLICT,
     Blocker.NODE_PRESSURE: Category.PENDING_INSUFFICIENT_RESOURCES,
     Blocker.TAINT: Category.PENDING_UNTOLERATED_TAINT,
     Blocker.SELECTOR: Category.PENDING_NODE_SELECTOR_MISMATCH,
-    Blocker.POD_AFFINITY: Category.PENDING_NODE_SELECTOR_MISMATCH,
+    Blocker.POD_AFFINITY: Category.PENDING_TOPOLOGY_CONSTRAINT,
+    Blocker.TOPOLOGY_SPREAD: Category.PENDING_TOPOLOGY_CONSTRAINT,
     Blocker.VOLUME: Category.PENDING_UNBOUND_PVC,
+    Blocker.VOLUME_AFFINITY: Category.PENDING_VOLUME_NODE_AFFINITY_CONFLICT,
     Blocker.UNSCHEDULABLE: Category.PENDING_NO_NODES,
     Blocker.NODE_NOT_READY: Category.PENDING_NO_NODES,
     Blocker.NO_NODES: Category.PENDING_NO_NODES,
 }
 # On a tie the category of the filter the scheduler runs later wins: the nodes it rejected had
 # passed the earlier filters (cordon, taints, affinity), so they are where the pod is meant to run.
+# The scheduler's order: NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts,
+# NodeResourcesFit, VolumeBinding, VolumeZone, PodTopologySpread, InterPodAffinity.
 TIE_ORDER: tuple[Category, ...] = (
+    Category.PENDING_TOPOLOGY_CONSTRAINT,
+    Category.PENDING_VOLUME_NODE_AFFINITY_CONFLICT,
     Category.PENDING_UNBOUND_PVC,
     Category.PENDING_INSUFFICIENT_RESOURCES,
+    Category.PENDING_HOST_PORT_CONFLICT,
     Category.PENDING_NODE_SELECTOR_MISMATCH,
     Category.PENDING_UNTOLERATED_TAINT,
     Category.PENDING_NO_NODES,
@@ -109,10 +116,9 @@ def blocked_nodes(case: Case) -> tuple[dict[Category, int], bool, int]:
     counts: dict[Category, int] = {}
     if reasons:
         per: dict[tuple[Category, Blocker], int] = {}
-        for reason in reasons:
-            nodes = reason.nodes if reason.nodes is not None else max(total, 1)
-            key = (CATEGORY_OF[reason.blocker], reason.blocker)
-            if reason.blocker is Blocker.RESOURCES:
+        for blocker, nodes in _attributed(case, reasons, total):
+            key = (CATEGORY_OF[blocker], blocker)
+            if blocker is Blocker.RESOURCES:
                 # A node short of cpu and memory is listed under both: the larger, not the sum.
                 per[key] = max(per.get(key, 0), nodes)
             else:
@@ -127,7 +133,10 @@ def blocked_nodes(case: Case) -> tuple[dict[Category, int], bool, int]:
         (Category.PENDING_NO_NODES, case.cordoned | case.not_ready),
         (Category.PENDING_UNTOLERATED_TAINT, case.tainted),
         (Category.PENDING_NODE_SELECTOR_MISMATCH, case.mismatched),
+        (Category.PENDING_HOST_PORT_CONFLICT, case.port_blocked),
         (Category.PENDING_INSUFFICIENT_RESOURCES, case.short),
+        (Category.PENDING_VOLUME_NODE_AFFINITY_CONFLICT, case.volume_blocked),
+        (Category.PENDING_TOPOLOGY_CONSTRAINT, case.topology_blocked),
     ):
         if remaining & ruled_out:
             counts[category] = len(remaining & ruled_out)
@@ -135,6 +144,29 @@ def blocked_nodes(case: Case) -> tuple[dict[Category, int], bool, int]:
     if case.claim_blocked:
         counts[Category.PENDING_UNBOUND_PVC] = max(len(case.nodes), 1)
     return counts, True, total
+
+
+def _attributed(case: Case, reasons: list[Reason], total: int) -> list[tuple[Blocker, int]]:
+    """Each reason's blocker and the nodes it rejected. Since 1.33 the scheduler says "had
+    untolerated taint(s)" without naming the taint: the nodes say which taints those were, and
+    a node the node lifecycle controller tainted not-ready or unreachable is a node that is
+    down (NoNodes), one under pressure is full: neither is a missing toleration."""
+    found: list[tuple[Blocker, int]] = []
+    for reason in reasons:
+        nodes = reason.nodes if reason.nodes is not None else max(total, 1)
+        if reason.blocker is not Blocker.TAINT or reason.taint is not None:
+            found.append((reason.blocker, nodes))
+            continue
+        down = min(nodes, len(case.condition_tainted - case.cordoned))
+        pressured = min(nodes - down, len(case.pressure_tainted - case.cordoned))
+        for blocker, share in (
+            (Blocker.NODE_NOT_READY, down),
+            (Blocker.NODE_PRESSURE, pressured),
+            (Blocker.TAINT, nodes - down - pressured),
+        ):
+            if share:
+                found.append((blocker, share))
+    return found
 
 
 def fallback(case: Case, category: Category) -> Obstacle:
@@ -166,12 +198,14 @@ def conclude(case: Case) -> tuple[Conclusion, str]:
         root = cause(obstacle.category, summary, 0.25)
         outcome = f"No reason could be established; {root.category.value} at low confidence."
         return Conclusion(root, (), obstacle.recommendation, obstacle.scope), outcome
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], TIE_ORDER.index(kv[0])))
+    ranked, outside, never = _ranked(case, counts)
+    selector = Category.PENDING_NODE_SELECTOR_MISMATCH
     root_category, root_nodes = ranked[0]
     total = max(considered, root_nodes, 1)
     obstacle = case.obstacles.get(root_category) or fallback(case, root_category)
-    tie = len(ranked) > 1 and ranked[1][1] == root_nodes
-    confidence = _confidence(root_nodes / total, obstacle, tie=tie, inferred=inferred)
+    tie = len(ranked) > 1 and ranked[1][1] == root_nodes and ranked[1][0] != selector
+    share = root_nodes / max(considered - outside, root_nodes, 1)
+    confidence = _confidence(share, obstacle, tie=tie and not never, inferred=inferred)
     root = cause(obstacle.category, obstacle.summary, confidence)
     alternatives: list[RootCause] = []
     for category, nodes in ranked[1:]:
@@ -181,7 +215,7 @@ def conclude(case: Case) -> tuple[Conclusion, str]:
             cause(other.category, f"{nodes} of {total} nodes: {other.summary}", alt)
         )
     for category, other in case.obstacles.items():
-        if category not in counts and other.everywhere:
+        if category not in counts and category != root_category and other.everywhere:
             # Hidden behind the scheduler's first failing filter: it blocks once that is fixed.
             summary = f"Not named by the scheduler, but also blocking: {other.summary}"
             alternatives.append(cause(other.category, summary, min(root.confidence - 0.1, 0.3)))
@@ -192,12 +226,48 @@ def conclude(case: Case) -> tuple[Conclusion, str]:
         else "per the scheduler"
     )
     blocks = f"blocks {root_nodes} of {total} nodes" if case.total_nodes else "(there are no nodes)"
+    if never:
+        blocks = (
+            "decides before any count of nodes: the request exceeds every node's allocatable, "
+            "so no node can ever hold the pod"
+        )
+        how = ""
+    elif outside:
+        blocks += f" ({outside} more are outside the nodes the pod selects, never candidates)"
     others = "; ".join(f"{category.value}: {nodes} node(s)" for category, nodes in ranked[1:])
-    outcome = f"{root.category.value} (confidence {root.confidence}) {blocks} {how}"
+    outcome = f"{root.category.value} (confidence {root.confidence}) {blocks}"
+    outcome += f" {how}" if how else ""
     outcome += f"; alternatives — {others}" if others else ""
     return Conclusion(
         root, tuple(alternatives[:10]), obstacle.recommendation, obstacle.scope
     ), outcome
+
+
+def _ranked(
+    case: Case, counts: dict[Category, int]
+) -> tuple[list[tuple[Category, int]], int, bool]:
+    """The categories, the one that decides first; how many nodes lie outside the pod's pool;
+    and whether a request above every node's allocatable decided."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], TIE_ORDER.index(kv[0])))
+    capacity = Category.PENDING_INSUFFICIENT_RESOURCES
+    selector = Category.PENDING_NODE_SELECTOR_MISMATCH
+    outside = 0
+    if case.pool and selector in counts and len(ranked) > 1:
+        # The nodes outside the pod's own pool were never candidates: never the cause, and not
+        # counted against the pool when weighing what blocks it.
+        outside = counts[selector]
+        ranked = [kv for kv in ranked if kv[0] != selector] + [(selector, outside)]
+    exceeds = case.obstacles.get(capacity)
+    never = (
+        exceeds is not None
+        and exceeds.category is Category.PENDING_REQUEST_EXCEEDS_NODE_CAPACITY
+        and exceeds.certain
+    )
+    if never:
+        # A request above every node's allocatable decides before any count of nodes: whatever
+        # else rejects a node, no node could ever hold the pod (DESIGN.md section 3).
+        ranked = [(capacity, counts.get(capacity, 0)), *(kv for kv in ranked if kv[0] != capacity)]
+    return ranked, outside, never
 
 
 def _confidence(share: float, obstacle: Obstacle, *, tie: bool, inferred: bool) -> float:

@@ -7,9 +7,16 @@ kube-scheduler explains a failed attempt in one line, e.g.
     available: 2 No preemption victims found for incoming pod, 3 Preemption is not helpful ...
 
 Each reason carries the number of nodes it rejected; everything from ". preemption:" on is about
-preemption, not a reason. Older releases wrote `had taint {k: v}, that the pod didn't tolerate`
-(with a comma inside the reason) and `didn't match node selector`; a PreFilter rejection (an
-unbound or missing claim) names no count because it applies to every node.
+preemption, not a reason, and so is what a plugin appends after the reasons (`no new claims to
+deallocate,` from DynamicResources). A node is counted under the first filter that rejects it,
+in the scheduler's order (NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts,
+NodeResourcesFit, VolumeBinding, VolumeZone, PodTopologySpread, InterPodAffinity). The texts
+move between releases: `had untolerated taint {k: v}` became `had untolerated taint(s)`
+(kubernetes#134740: 1.35, and 1.34 patch releases), so the taint is then found on the
+nodes; `had volume node affinity conflict` became `didn't match PersistentVolume's node
+affinity` (kubernetes#129887, 1.33). Older releases wrote `had taint {k: v}, that the pod didn't
+tolerate` (with a comma inside the reason) and `didn't match node selector`; a PreFilter
+rejection (an unbound or missing claim) names no count because it applies to every node.
 
 The kubelet's FailedMount events read `MountVolume.SetUp failed for volume "config" : configmap
 "gateway-config" not found`, or, once it gives up waiting, `Unable to attach or mount volumes:
@@ -33,8 +40,10 @@ class Blocker(StrEnum):
     NODE_PRESSURE = "node-pressure"  # memory/disk/pid pressure taints or conditions
     TAINT = "taint"
     SELECTOR = "selector"  # nodeSelector / required node affinity
-    POD_AFFINITY = "pod-affinity"  # inter-pod (anti-)affinity, topology spread
-    VOLUME = "volume"  # unbound/missing claims, volume zone conflicts
+    POD_AFFINITY = "pod-affinity"  # inter-pod affinity and anti-affinity
+    TOPOLOGY_SPREAD = "topology-spread"  # topologySpreadConstraints
+    VOLUME = "volume"  # unbound/missing claims, no volume to bind
+    VOLUME_AFFINITY = "volume-affinity"  # a bound volume's node affinity or zone
     UNSCHEDULABLE = "unschedulable"  # cordoned nodes
     NODE_NOT_READY = "node-not-ready"
     NO_NODES = "no-nodes"
@@ -60,6 +69,9 @@ class SchedulerMessage:
     text: str
     total_nodes: int | None
     reasons: tuple[Reason, ...] = ()
+    # The message up to the end of its reasons: what the scheduler said about the nodes,
+    # without the preemption part or the commentary plugins append after the reasons.
+    head: str = ""
 
 
 _AVAILABLE = re.compile(r"^\s*(\d+)/(\d+) nodes are available:?\s*(.*)$", re.DOTALL | re.I)
@@ -81,9 +93,14 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Blocker], ...] = (
     (re.compile(r"(?:memory|disk|pid) pressure|out of disk", re.I), Blocker.NODE_PRESSURE),
     (re.compile(r"not ready|were unreachable|network unavailable", re.I), Blocker.NODE_NOT_READY),
     (re.compile(r"unschedulable", re.I), Blocker.UNSCHEDULABLE),
-    (re.compile(r"persistentvolumeclaim|persistent volume|volume node affinity|volume zone"
-                r"|volumebinding", re.I), Blocker.VOLUME),
-    (re.compile(r"pod affinity|anti-affinity|topology spread", re.I), Blocker.POD_AFFINITY),
+    # "didn't match PersistentVolume's node affinity" since 1.33, "had volume node affinity
+    # conflict" before; "had no available volume zone" from the VolumeZone filter.
+    (re.compile(r"volume node affinity|persistentvolume's node affinity|volume zone", re.I),
+     Blocker.VOLUME_AFFINITY),
+    (re.compile(r"persistentvolumeclaim|persistent volume|volumebinding|free storage"
+                r"|bound to non-existent pv", re.I), Blocker.VOLUME),
+    (re.compile(r"topology spread", re.I), Blocker.TOPOLOGY_SPREAD),
+    (re.compile(r"pod affinity|anti-affinity", re.I), Blocker.POD_AFFINITY),
     (re.compile(r"node affinity|node selector|affinity/selector|requested node name", re.I),
      Blocker.SELECTOR),
 )  # fmt: skip
@@ -98,7 +115,7 @@ def parse_scheduler_message(message: str) -> SchedulerMessage:
     if match is None:
         # A bare PreFilter error ("persistentvolumeclaim "x" not found", "running PreFilter
         # plugin ...") or "no nodes available to schedule pods": one reason for every node.
-        return SchedulerMessage(text, None, (_reason(head, None),) if head else ())
+        return SchedulerMessage(text, None, (_reason(head, None),) if head else (), head)
     total = int(match.group(2))
     # The reasons end at the first sentence break; what follows is post-filter commentary,
     # e.g. "no new claims to deallocate," from the DynamicResources plugin since 1.34.
@@ -110,7 +127,8 @@ def parse_scheduler_message(message: str) -> SchedulerMessage:
             reasons.append(_reason(counted.group(2).strip(), int(counted.group(1))))
         elif part.strip():
             reasons.append(_reason(part.strip(), None))
-    return SchedulerMessage(text, total, tuple(reasons))
+    shown = f"{match.group(1)}/{total} nodes are available: {body}." if body else head
+    return SchedulerMessage(text, total, tuple(reasons), shown)
 
 
 def _reason(text: str, nodes: int | None) -> Reason:

@@ -23,6 +23,7 @@ from kubetriage.k8s.access import (
     KubeObject,
     annotations_of,
     as_dict,
+    condition,
     container_status,
     is_scheduled,
     meta,
@@ -34,6 +35,7 @@ from kubetriage.k8s.events import event_count, events_about
 from kubetriage.k8s.history import replica_sets_of
 from kubetriage.k8s.quantities import quantities
 from kubetriage.k8s.resources import add, pod_requests
+from kubetriage.k8s.scheduling import NOT_READY_TAINTS, Taint, node_taints
 from kubetriage.k8s.volumes import VolumeSource, object_sources
 from kubetriage.models import Category, Recommendation
 from kubetriage.playbooks.base import Context, Investigation
@@ -87,6 +89,20 @@ class Case:
     mismatched: set[str] = field(default_factory=set)
     short: set[str] = field(default_factory=set)
     claim_blocked: bool = False
+    # Nodes whose untolerated taints are the node lifecycle controller's (not-ready,
+    # unreachable) or a pressure condition's: a TAINT reason without its taint (1.33+) is
+    # split by these.
+    condition_tainted: set[str] = field(default_factory=set)
+    pressure_tainted: set[str] = field(default_factory=set)
+    # Nodes the later filters rule out, for inference when no message is left.
+    port_blocked: set[str] = field(default_factory=set)
+    volume_blocked: set[str] = field(default_factory=set)
+    topology_blocked: set[str] = field(default_factory=set)
+    # The nodes the pod's selector/affinity picks when it picks some but not all (a pool),
+    # and the labels it asks for: the other nodes were never candidates.
+    pool: list[str] = field(default_factory=list)
+    pool_labels: str = ""
+    pool_full: bool = False  # every node of the pool is short of what the pod requests
     # Keyed by the scheduler category an obstacle answers; the capacity check files a
     # RequestExceedsNodeCapacity obstacle under InsufficientResources ("Insufficient cpu").
     obstacles: dict[Category, Obstacle] = field(default_factory=dict)
@@ -127,9 +143,77 @@ class Case:
         """The nodes an earlier filter keeps the pod off: cordoned, NotReady, tainted, unmatched."""
         return self.cordoned | self.not_ready | self.tainted | self.mismatched
 
+    @property
+    def unusable(self) -> set[str]:
+        """Nodes that take no pod at all: cordoned or NotReady."""
+        return self.cordoned | self.not_ready
+
+    def node(self, name: str) -> KubeObject:
+        """A node by name ({} when unknown)."""
+        return next((n for n in self.nodes if name_of(n) == name), {})
+
+    def replicas(self) -> int:
+        """How many pods the workload wants (its spec.replicas), else how many it has."""
+        wanted = as_dict(as_dict(self.context.workload).get("spec")).get("replicas")
+        if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted >= 0:
+            return wanted
+        return max(len(self.context.pods), 1)
+
     def unscheduled_count(self) -> int:
         """How many of the workload's pods wait for a node."""
         return sum(1 for p in self.group if node_name(p) is None) or 1
+
+
+SHOWN = 6  # node names listed in a sentence before "and N more"
+
+
+def listed(names: list[str] | set[str]) -> str:
+    """Names in a sentence: `a, b, c and 4 more`."""
+    ordered = sorted(names)
+    more = f" and {len(ordered) - SHOWN} more" if len(ordered) > SHOWN else ""
+    return ", ".join(ordered[:SHOWN]) + more
+
+
+def why_unusable(case: Case, node: str) -> str:
+    """Why an earlier filter keeps the pod off a node, in a few words."""
+    if node in case.cordoned:
+        return "cordoned"
+    if node in case.not_ready:
+        return "NotReady"
+    if node in case.tainted:
+        return "tainted"
+    if node in case.mismatched:
+        return "outside the nodes the pod selects"
+    if node in case.short:
+        return "full"
+    if node in case.port_blocked:
+        return "without the host port free"
+    return "usable"
+
+
+def not_ready_taints(node: KubeObject) -> list[Taint]:
+    """The node lifecycle controller's not-ready/unreachable taints on a node: it has found the
+    node NotReady or unreachable (not a taint a toleration is meant for)."""
+    return [t for t in node_taints(node) if t.key in NOT_READY_TAINTS]
+
+
+def ready_state(node: KubeObject, *, full: bool = False) -> str:
+    """What a node's Ready condition says: `Ready=Unknown, Kubelet stopped posting node
+    status.`; with `full`, as evidence: `Ready=Unknown (NodeStatusUnknown: Kubelet stopped
+    posting node status.), last heartbeat 2025-...`."""
+    ready = condition(node, "Ready")
+    if ready is None:
+        return "no Ready condition reported"
+    status = str(ready.get("status") or "?")
+    reason = str(ready.get("reason") or "")
+    message = " ".join(str(ready.get("message") or "").split())
+    if not full:
+        return f"Ready={status}" + (f", {message}" if message else f" ({reason})" if reason else "")
+    text = f"Ready={status}"
+    if reason:
+        text += f" ({reason}: {message})" if message else f" ({reason})"
+    beat = ready.get("lastHeartbeatTime")
+    return text + (f", last heartbeat {beat}" if beat else "")
 
 
 def waiting_reason(pod: KubeObject, container: str) -> str:
@@ -221,11 +305,23 @@ class ClaimState:
         """Whether the claim is bound to a volume."""
         return self.phase == "Bound"
 
+    @property
+    def waits_for_consumer(self) -> bool:
+        """A Pending claim of a WaitForFirstConsumer class: it is bound (or provisioned) once
+        the scheduler has picked a node for its pod, so it waits for the pod, not the reverse."""
+        return (
+            self.phase == "Pending"
+            and self.class_exists is True
+            and self.binding_mode == "WaitForFirstConsumer"
+        )
+
     def describe(self) -> str:
         """The claim's state in one sentence."""
         if not self.exists:
             return f"PersistentVolumeClaim {self.name} (volume {self.volume}) does not exist"
         text = f"PersistentVolumeClaim {self.name} is {self.phase or 'of unknown phase'}"
+        if self.bound and self.volume_name:
+            text += f" to volume {self.volume_name}"
         if self.size:
             text += f" (requests {self.size})"
         if self.requested_class == "":
@@ -240,6 +336,8 @@ class ClaimState:
             provisioner = self.provisioner or "no provisioner"
             mode = self.binding_mode or "Immediate"
             text += f"; StorageClass {self.effective_class} exists ({provisioner}, {mode})"
+        if self.waits_for_consumer:
+            text += "; it binds once the pod has a node (WaitForFirstConsumer)"
         return text
 
 

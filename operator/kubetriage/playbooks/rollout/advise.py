@@ -11,8 +11,8 @@ from kubetriage.k8s.access import KubeObject, as_dict
 from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.k8s.quantities import manifest_quantity
 from kubetriage.k8s.selectors import match_labels_string
-from kubetriage.models import Recommendation
-from kubetriage.playbooks.base import recommendation
+from kubetriage.models import PatchTarget, PatchType, Recommendation
+from kubetriage.playbooks.base import object_patch, recommendation
 from kubetriage.playbooks.rollout.decide import QuotaNeed, RolloutFacts
 from kubetriage.playbooks.rollout.messages import QuotaFailure
 from kubetriage.playbooks.rollout.reads import first_container, ready_text
@@ -137,7 +137,13 @@ def raise_quota(
     ns = target.namespace
     new = {n.resource: manifest_quantity(n.resource, n.needed) for n in raises}
     old = {n.resource: manifest_quantity(n.resource, n.hard) for n in raises}
-    patch = f"kubectl patch resourcequota {failure.quota} -n {ns} --type=merge -p "
+    command = f"kubectl patch resourcequota {failure.quota} -n {ns} --type=merge -p "
+    # A patch of the quota, so that the apiserver checks it (dryRun=All) like any other.
+    patch = object_patch(
+        PatchTarget(api_version="v1", kind="ResourceQuota", name=failure.quota, namespace=ns),
+        {"spec": {"hard": new}},
+        PatchType.MERGE,
+    )
     change = ", ".join(n.text() for n in raises)
     alternative = ""
     if lower:
@@ -157,8 +163,11 @@ def raise_quota(
     return recommendation(
         summary=f"Raise ResourceQuota {failure.quota} ({change}) so the {missing_pods} missing "
         f"pod(s) of deployment/{target.name} can be created.{alternative}",
-        command=patch + shlex.quote(json.dumps({"spec": {"hard": new}}, separators=(",", ":"))),
-        rollback=patch + shlex.quote(json.dumps({"spec": {"hard": old}}, separators=(",", ":"))),
+        patch=patch,
+        command=None
+        if patch
+        else command + shlex.quote(json.dumps({"spec": {"hard": new}}, separators=(",", ":"))),
+        rollback=command + shlex.quote(json.dumps({"spec": {"hard": old}}, separators=(",", ":"))),
         validation=f"kubectl describe resourcequota {failure.quota} -n {ns} shows used below "
         f"hard; {_status(target)}; {events} shows no new rejections.",
     ), ChangeScope(touches=frozenset({Touch.QUOTA}))

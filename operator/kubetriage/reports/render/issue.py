@@ -6,8 +6,11 @@ the report was built; it is redacted once more here because an issue leaves the 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from kubetriage.k8s.time import format_time
-from kubetriage.models import DiagnosisReport, Resolution, Severity
+from kubetriage.models import DiagnosisReport, Recommendation, Severity
+from kubetriage.playbooks.prevention import prevention_for
 from kubetriage.redact import redact
 
 MAX_BODY = 60_000
@@ -100,33 +103,91 @@ def issue_markdown(report: DiagnosisReport, *, cluster_name: str, production: bo
     return redact("\n".join(lines))[:MAX_BODY]
 
 
-def resolution_markdown(resolution: Resolution | None) -> str:
-    """The resolution comment: what fixed it, the template changes, the revision and who
-    made them (DESIGN.md section 5), redacted once more because it leaves the cluster."""
-    if resolution is None:
-        return "Resolved: the workload is healthy again."
-    lines = [f"Resolved: {resolution.summary}"]
-    if resolution.changes:
-        lines += ["", "What changed in the pod template:", ""]
+def relapse_markdown(report: DiagnosisReport, now: datetime) -> str:
+    """The comment a relapse adds to the report's issue."""
+    status = report.status
+    assert status is not None
+    cause = status.root_cause
+    said = f"**{cause.category.value}**: {cause.summary}" if cause else report.spec.symptom.value
+    lines = [
+        f"Relapsed at {format_time(now)} (occurrence {status.occurrences}): {said}",
+        "",
+        f"`{report_link(report)}`",
+    ]
+    return redact("\n".join(lines))[:MAX_BODY]
+
+
+def linked_markdown(report: DiagnosisReport, linked_report: str) -> str:
+    """The comment that joins a stuck rollout to the issue of its pods' failure: one incident,
+    one issue."""
+    status = report.status
+    cause = status.root_cause if status else None
+    target = report.spec.target
+    lines = [
+        f"The rollout of `{target.kind}/{target.name}` is stuck too "
+        f"(`{report.spec.symptom.value}`"
+        + (f", **{cause.category.value}**: {cause.summary}" if cause else "")
+        + f"). It is the same incident as `{linked_report}`: this issue covers both.",
+        "",
+        f"`{report_link(report)}`",
+    ]
+    return redact("\n".join(lines))[:MAX_BODY]
+
+
+def resolution_markdown(report: DiagnosisReport) -> str:
+    """The incident's close-out, as on-call writes it (DESIGN.md section 5): the timeline, the
+    root cause, what fixed it (the pod-template change, its revision and who made it, or that
+    nothing in the workload changed), and the prevention measures the playbook knows for the
+    category, offered, never presented as applied. Redacted once more: it leaves the cluster."""
+    status = report.status
+    assert status is not None
+    resolution = status.resolution
+    lines = [
+        "## Resolved",
+        "",
+        resolution.summary if resolution else "The workload is healthy again.",
+    ]
+    lines += ["", "### Timeline", ""]
+    if status.first_seen:
+        lines.append(f"- First seen: {format_time(status.first_seen)}")
+    if status.last_seen:
+        lines.append(f"- Last seen: {format_time(status.last_seen)}")
+    if status.resolved_at:
+        lines.append(f"- Resolved: {format_time(status.resolved_at)}")
+    lines.append(f"- Occurrences: {status.occurrences}")
+    cause = status.root_cause
+    if cause is not None:
+        lines += ["", "### Root cause", "", f"**{cause.category.value}**: {cause.summary}"]
+    lines += ["", "### What fixed it", ""]
+    if resolution is not None and resolution.changes:
         lines += [
             f"- `{c.field}`: `{c.before or '(none)'}` → `{c.after or '(none)'}`"
             for c in resolution.changes[:20]
         ]
-    facts = [
-        f"revision {resolution.revision}" if resolution.revision else "",
-        f"changed by `{resolution.changed_by}`" if resolution.changed_by else "",
-    ]
-    if any(facts):
-        lines += ["", "; ".join(f for f in facts if f).capitalize() + "."]
+        facts = [
+            f"revision {resolution.revision}" if resolution.revision else "",
+            f"changed by `{resolution.changed_by}`" if resolution.changed_by else "",
+        ]
+        if any(facts):
+            lines += ["", "; ".join(f for f in facts if f).capitalize() + "."]
+    else:
+        lines.append(
+            "Nothing in the workload's pod template changed: the cause was outside it."
+            if resolution is not None and resolution.revision
+            else "See the summary above."
+        )
+    measures = prevention_for(cause.category) if cause is not None else ()
+    if measures:
+        lines += ["", "### Prevention (suggested, not applied)", ""]
+        lines += [f"- {measure}" for measure in measures]
+    lines += ["", f"`{report_link(report)}`"]
     return redact("\n".join(lines))[:MAX_BODY]
 
 
-def _recommendation_section(report: DiagnosisReport) -> list[str]:
-    assert report.status is not None
-    recommendation = report.status.recommendation
-    if recommendation is None:
-        return ["", "## Recommended change", "", "None: the playbook found nothing to change."]
-    lines = ["", "## Recommended change", "", recommendation.summary]
+def change_blocks(report: DiagnosisReport, recommendation: Recommendation) -> list[str]:
+    """The recommended change as the shell a person would run: the `kubectl patch` of its patch
+    and its command, each in a fenced block (Markdown lines, each block preceded by a blank)."""
+    lines: list[str] = []
     if recommendation.patch is not None:
         patch = recommendation.patch
         namespace = patch.target.namespace or report.metadata.namespace
@@ -139,6 +200,16 @@ def _recommendation_section(report: DiagnosisReport) -> list[str]:
         ]
     if recommendation.command:
         lines += ["", "```sh", recommendation.command, "```"]
+    return lines
+
+
+def _recommendation_section(report: DiagnosisReport) -> list[str]:
+    assert report.status is not None
+    recommendation = report.status.recommendation
+    if recommendation is None:
+        return ["", "## Recommended change", "", "None: the playbook found nothing to change."]
+    lines = ["", "## Recommended change", "", recommendation.summary]
+    lines += change_blocks(report, recommendation)
     dry_run = recommendation.dry_run
     lines.append("")
     lines.append(
