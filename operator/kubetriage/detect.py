@@ -11,13 +11,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from kubetriage.k8s.access import KubeObject, as_dict, as_list, condition, container_statuses, text
+from kubetriage.k8s.access import (
+    KubeObject,
+    as_dict,
+    as_list,
+    condition,
+    container_statuses,
+    text,
+)
 from kubetriage.k8s.time import EPOCH, parse_time
 from kubetriage.models import Symptom
 
 IMAGE_PULL_REASONS = frozenset(
     {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
 )
+# The kubelet could not build the container's configuration (a missing ConfigMap, Secret or key;
+# runAsNonRoot against a root image), or the runtime refused to create it.
+CONTAINER_CONFIG_REASONS = frozenset({"CreateContainerConfigError", "CreateContainerError"})
 # A container that was OOM-killed and runs again keeps the kill in lastState until its next
 # restart. It is still a live problem while not ready, for an hour after the kill, or for a day
 # when the kills recur (a leak restarts every few hours and looks healthy in between); after
@@ -102,6 +112,16 @@ def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
                     **common,
                 )
             )
+        if waiting_reason in CONTAINER_CONFIG_REASONS:
+            found.append(
+                sighting(
+                    Symptom.CREATE_CONTAINER_CONFIG_ERROR,
+                    reason=waiting_reason,
+                    message=text(waiting.get("message")),
+                    since=_never_created_since(pod, container_status),
+                    **common,
+                )
+            )
     if phase == "Pending":
         found.extend(_pending(pod, status, sighting))
     return found
@@ -157,6 +177,16 @@ def _restarts(
     if policy == "Never":
         return False
     return policy == "Always" or terminated.get("exitCode") != 0
+
+
+def _never_created_since(pod: KubeObject, container_status: dict[str, Any]) -> datetime | None:
+    """When a container that was never created began to wait: its pod's creation, when it has
+    neither run nor restarted (the waiting state itself carries no time). A container that ran
+    before waits since a moment the status does not record: the caller's first sighting."""
+    restarts = container_status.get("restartCount")
+    if restarts or as_dict(container_status.get("lastState")):
+        return None
+    return parse_time(as_dict(pod.get("metadata")).get("creationTimestamp"))
 
 
 def _loop_since(*terminations: dict[str, Any]) -> datetime | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from kubetriage.models import Symptom
 from kubetriage.playbooks.base import Playbook
+from kubetriage.playbooks.containerconfig import ContainerConfigPlaybook
 from kubetriage.playbooks.crashloop import CrashLoopPlaybook
 from kubetriage.playbooks.imagepull import ImagePullPlaybook
 from kubetriage.playbooks.oom import OOMKilledPlaybook
@@ -20,6 +21,7 @@ PLAYBOOKS: tuple[Playbook, ...] = (
     ImagePullPlaybook(),
     PendingPlaybook(),
     RolloutStuckPlaybook(),
+    ContainerConfigPlaybook(),
 )
 _BY_SYMPTOM = {playbook.symptom: playbook for playbook in PLAYBOOKS}
 
