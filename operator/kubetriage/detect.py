@@ -16,7 +16,9 @@ from kubetriage.k8s.access import (
     as_dict,
     as_list,
     condition,
+    container_spec,
     container_statuses,
+    int_field,
     text,
 )
 from kubetriage.k8s.time import EPOCH, parse_time
@@ -124,6 +126,51 @@ def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
             )
     if phase == "Pending":
         found.extend(_pending(pod, status, sighting))
+    if phase == "Running":
+        failing = {s.container for s in found}
+        found.extend(_not_ready(pod, now, sighting, failing))
+    return found
+
+
+def _not_ready(
+    pod: KubeObject, now: datetime, sighting: Any, failing: set[str | None]
+) -> list[DetectedSymptom]:
+    """Containers that run, have started, and fail their readiness probe past its initial
+    delay (DESIGN.md section 12). A container that crash-loops or was OOM-killed is not ready
+    for that reason (its own sighting); one whose startup probe has not passed is still
+    starting (`started: false`); one without a readiness probe is ready as soon as it runs. A
+    pod on a node that stopped reporting keeps `ready: true` in its container statuses: it is
+    an eviction matter, never this."""
+    ready = condition(pod, "Ready")
+    if ready is None or ready.get("status") != "False":
+        return []
+    if text(ready.get("reason")) not in {"", "ContainersNotReady"}:
+        return []
+    found: list[DetectedSymptom] = []
+    for container_status, is_init in container_statuses(pod):
+        name = text(container_status.get("name"))
+        running = as_dict(as_dict(container_status.get("state")).get("running"))
+        if is_init or name in failing or not running or container_status.get("ready"):
+            continue
+        if container_status.get("started") is False:
+            continue
+        probe = as_dict(container_spec(pod, name).get("readinessProbe"))
+        started_at = parse_time(running.get("startedAt"))
+        if not probe or started_at is None:
+            continue
+        probing_since = started_at + timedelta(seconds=int_field(probe, "initialDelaySeconds", 0))
+        if now < probing_since:
+            continue
+        turned = parse_time(ready.get("lastTransitionTime"))
+        found.append(
+            sighting(
+                Symptom.NOT_READY,
+                container=name,
+                reason="ContainersNotReady",
+                message=text(ready.get("message")),
+                since=max(probing_since, turned) if turned is not None else probing_since,
+            )
+        )
     return found
 
 

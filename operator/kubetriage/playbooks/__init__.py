@@ -11,6 +11,7 @@ from kubetriage.playbooks.base import Playbook
 from kubetriage.playbooks.containerconfig import ContainerConfigPlaybook
 from kubetriage.playbooks.crashloop import CrashLoopPlaybook
 from kubetriage.playbooks.imagepull import ImagePullPlaybook
+from kubetriage.playbooks.notready import NotReadyPlaybook
 from kubetriage.playbooks.oom import OOMKilledPlaybook
 from kubetriage.playbooks.pending import PendingPlaybook
 from kubetriage.playbooks.rollout import RolloutStuckPlaybook
@@ -22,6 +23,7 @@ PLAYBOOKS: tuple[Playbook, ...] = (
     PendingPlaybook(),
     RolloutStuckPlaybook(),
     ContainerConfigPlaybook(),
+    NotReadyPlaybook(),
 )
 _BY_SYMPTOM = {playbook.symptom: playbook for playbook in PLAYBOOKS}
 

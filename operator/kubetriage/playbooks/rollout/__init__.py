@@ -257,7 +257,13 @@ def _inspect_new_pods(context: Context, investigation: Investigation, facts: Rol
         if facts.other_refusals and not facts.quota_failure:
             facts.new_symptom = f"its pods are refused at creation: {facts.other_refusals[0]}"
         return
-    sightings = [s for p in newest.pods for s in detect_pod(p, context.now)]
+    # A pod that runs and is not Ready is the branch below, which quotes its probe's failure.
+    sightings = [
+        s
+        for p in newest.pods
+        for s in detect_pod(p, context.now)
+        if s.symptom is not Symptom.NOT_READY
+    ]
     counts = Counter(s.symptom for s in sightings)
     ready = sum(1 for p in newest.pods if pod_ready(p))
     if counts:
