@@ -14,6 +14,7 @@ that fix its names, namespace and the state its cases vary. Two rules hold throu
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import strategies as st
@@ -409,5 +410,7 @@ def plant_junk(document: KubeObject, data: Any, junk: Any) -> None:
                 if isinstance(entry, dict) and entry:
                     node = entry
                     continue
-            node[key] = data.draw(junk)
+            # A copy: the strategy's values are shared between examples, and a later round
+            # (or the playbook) may write into a dict or list planted here.
+            node[key] = copy.deepcopy(data.draw(junk))
             break
