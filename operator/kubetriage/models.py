@@ -69,6 +69,11 @@ class Category(StrEnum):
     PENDING_VOLUME_MOUNT_FAILURE = "Pending.VolumeMountFailure"
     ROLLOUT_QUOTA_EXCEEDED = "Rollout.QuotaExceeded"
     ROLLOUT_BAD_REVISION = "Rollout.BadRevision"
+    ROLLOUT_ADMISSION_WEBHOOK_FAILURE = "Rollout.AdmissionWebhookFailure"
+    ROLLOUT_ADMISSION_DENIED = "Rollout.AdmissionDenied"
+    ROLLOUT_POD_SECURITY_VIOLATION = "Rollout.PodSecurityViolation"
+    ROLLOUT_LIMIT_RANGE_VIOLATION = "Rollout.LimitRangeViolation"
+    ROLLOUT_SERVICE_ACCOUNT_MISSING = "Rollout.ServiceAccountMissing"
     CONFIG_MISSING_SECRET = "ContainerConfig.MissingSecret"
     CONFIG_MISSING_CONFIG_MAP = "ContainerConfig.MissingConfigMap"
     CONFIG_MISSING_KEY = "ContainerConfig.MissingKey"
@@ -139,6 +144,7 @@ class EvidenceSource(StrEnum):
     SERVICE_ACCOUNT = "serviceaccount"
     CONFIG_MAP = "configmap"
     SECRET = "secret"
+    NAMESPACE = "namespace"
 
 
 class DryRunResult(StrEnum):

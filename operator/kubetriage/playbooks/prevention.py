@@ -122,6 +122,27 @@ PREVENTION: Mapping[Category, tuple[str, ...]] = {
         "Gate rollouts on readiness (minReadySeconds, progressDeadlineSeconds) and roll back "
         "automatically in the delivery tool when the deadline passes.",
     ),
+    C.ROLLOUT_ADMISSION_WEBHOOK_FAILURE: (
+        "Run admission webhooks with at least two replicas and a PodDisruptionBudget, alert "
+        "on their Service having no ready endpoints, and exempt kube-system and the webhook's "
+        "own namespace with a namespaceSelector.",
+    ),
+    C.ROLLOUT_ADMISSION_DENIED: (
+        "Run the same policies in CI against the rendered manifests (gator, kyverno test, "
+        "kubectl apply --dry-run=server), so a denied template never reaches the cluster.",
+    ),
+    C.ROLLOUT_POD_SECURITY_VIOLATION: (
+        "Label staging namespaces with the same pod-security enforce level as production, and "
+        "render the chart with the restricted securityContext by default.",
+    ),
+    C.ROLLOUT_LIMIT_RANGE_VIOLATION: (
+        "Check the chart's resources against the namespace's LimitRange in CI (kubectl apply "
+        "--dry-run=server), and publish each namespace's limits to the teams that deploy there.",
+    ),
+    C.ROLLOUT_SERVICE_ACCOUNT_MISSING: (
+        "Create a workload's ServiceAccount in the same chart or kustomization as the workload, "
+        "so the two can never be deployed apart.",
+    ),
     C.CONFIG_MISSING_SECRET: (
         "Deploy a workload's Secrets with it (one chart, or an ExternalSecret in the same "
         "release), so none is missing when its pods start.",

@@ -20,7 +20,7 @@ from kubetriage.clients.snapshot import SnapshotReader
 from kubetriage.diagnosis import Finding, Options, diagnose_problem, find_problems
 from kubetriage.models import Category, Recommendation, Symptom
 from kubetriage.playbooks import playbook_for
-from kubetriage.playbooks.rollout.messages import parse_failure
+from kubetriage.playbooks.rollout.messages import parse_failure, parse_refusal
 from kubetriage.policy import Touch
 from kubetriage.reports.build import build_report
 
@@ -220,8 +220,10 @@ def quota(name: str, used: dict[str, str], hard: dict[str, str]) -> dict[str, An
     )
 
 
-def snapshot(*items: dict[str, Any]) -> SnapshotReader:
-    return kubeobjects.snapshot_reader(*items, namespace=NS, captured_at=CAPTURED)
+def snapshot(*items: dict[str, Any], labels: dict[str, str] | None = None) -> SnapshotReader:
+    """Namespace shop (with `labels`) holding `items`."""
+    namespace = kubeobjects.kube_object("Namespace", NS, labels=labels)
+    return kubeobjects.snapshot_reader(namespace, *items, captured_at=CAPTURED)
 
 
 def diagnose_rollout(reader: SnapshotReader) -> Finding:
@@ -260,6 +262,7 @@ def rolled(
     old_ready: int | None = 3,
     extra: tuple[dict[str, Any], ...] = (),
     paused: bool = False,
+    labels: dict[str, str] | None = None,
 ) -> SnapshotReader:
     """deployment/pricing rolled from revision 4 (3 pods, `old_ready` ready) to revision 5,
     whose one pod `pricing-rev5-0` is in `new_state` (None: no pod of it exists)."""
@@ -274,6 +277,7 @@ def rolled(
         *(old_pods if old_ready is not None else []),
         *new_pods,
         *extra,
+        labels=labels,
     )
 
 
@@ -316,28 +320,6 @@ BAD_REVISION_CASES = [
         0.9,
         ["never become Ready", "statuscode: 404", "readinessProbe"],
         id="new-pods-never-ready-after-probe-change",
-    ),
-    pytest.param(
-        rolled(
-            None,
-            new=pod_spec("4.4.0", account="pricing-reader"),
-            extra=(
-                event(
-                    "ReplicaSet",
-                    f"{APP}-rev5",
-                    "FailedCreate",
-                    "Error creating: " + NO_ACCOUNT.format(pod=f"{APP}-rev5-abcde"),
-                    count=12,
-                ),
-            ),
-        ),
-        0.9,
-        [
-            "refused at creation",
-            'serviceaccount "pricing-reader" not found',
-            "serviceAccountName: (none) -> pricing-reader",
-        ],
-        id="admission-refuses-new-pods",
     ),
     pytest.param(
         rolled("pending", new=pod_spec("4.4.0", memory="64Gi")),
@@ -451,10 +433,13 @@ def test_a_huge_webhook_refusal_stays_within_the_report_limits() -> None:
     )
     refusal = event("ReplicaSet", f"{APP}-rev5", "FailedCreate", f"Error creating: {denial}")
     finding = diagnose_rollout(rolled(None, extra=(refusal,)))
-    assert finding.conclusion.root_cause.category is Category.ROLLOUT_BAD_REVISION
-    assert "denied the request" in finding.conclusion.root_cause.summary
+    assert finding.conclusion.root_cause.category is Category.ROLLOUT_ADMISSION_DENIED
+    assert 'admission webhook "validate.kyverno.svc-fail" denies them: policy require-labels' in (
+        finding.conclusion.root_cause.summary
+    )
+    assert len(finding.conclusion.root_cause.summary) <= 1024
     assert len(recommended(finding).summary) <= 1024
-    assert command_of(finding).endswith("--to-revision=4")
+    assert command_of(finding) == "kubectl get deployment pricing -n shop -o yaml"
 
 
 def test_malformed_objects_degrade_instead_of_failing() -> None:
@@ -561,10 +546,11 @@ def test_quota_recommendation_offers_the_per_pod_limit_that_would_fit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("message", "confidence", "command", "touch"),
+    ("message", "category", "confidence", "command", "touch"),
     [
         pytest.param(
             MUST_SPECIFY,
+            Category.ROLLOUT_QUOTA_EXCEEDED,
             0.9,
             "kubectl set resources deployment/pricing -n shop -c pricing "
             "--requests=cpu=<cpu>,memory=<memory>",
@@ -573,7 +559,8 @@ def test_quota_recommendation_offers_the_per_pod_limit_that_would_fit() -> None:
         ),
         pytest.param(
             LIMIT_RANGE,
-            0.6,
+            Category.ROLLOUT_LIMIT_RANGE_VIOLATION,
+            0.9,
             "kubectl set resources deployment/pricing -n shop -c pricing --limits=memory=1Gi",
             Touch.RESOURCES,
             id="limit-range-maximum",
@@ -581,11 +568,11 @@ def test_quota_recommendation_offers_the_per_pod_limit_that_would_fit() -> None:
     ],
 )
 def test_admission_policies_on_resources_name_the_resource_change(
-    message: str, confidence: float, command: str, touch: Touch
+    message: str, category: Category, confidence: float, command: str, touch: Touch
 ) -> None:
     finding = diagnose_rollout(quota_refused(message))
     root = finding.conclusion.root_cause
-    assert root.category is Category.ROLLOUT_QUOTA_EXCEEDED
+    assert root.category is category
     assert root.confidence == pytest.approx(confidence)
     assert command_of(finding).startswith(command)
     assert finding.conclusion.scope.touches == {touch}
@@ -623,6 +610,169 @@ def test_parse_failure(message: str, kind: str | None, quota_name: str | None) -
     parsed = parse_failure(message)
     found = (parsed.kind, parsed.quota) if parsed else (None, None)
     assert found == (kind, quota_name)
+
+
+# -- refusals by other admission steps (DESIGN.md section 12) ------------------------------------
+
+WEBHOOK_NO_ENDPOINTS = (
+    'Internal error occurred: failed calling webhook "mpod.kb.io": failed to call webhook: Post '
+    '"https://webhook-service.system.svc:443/mutate?timeout=10s": no endpoints available for '
+    'service "webhook-service"'
+)
+WEBHOOK_TIMEOUT = (
+    'Internal error occurred: failed calling webhook "validate.kyverno.svc-fail": failed to call '
+    'webhook: Post "https://kyverno-svc.kyverno.svc:443/validate/fail?timeout=10s": context '
+    "deadline exceeded"
+)
+WEBHOOK_DENIED = (
+    'admission webhook "validation.gatekeeper.sh" denied the request: [container-must-have-limits] '
+    "container <pricing> has no resource limits"
+)
+POLICY_DENIED = (
+    "pods \"{pod}\" is forbidden: ValidatingAdmissionPolicy 'require-team-label' with binding "
+    "'require-team-label-prod' denied request: failed expression: "
+    "has(object.metadata.labels.team)"
+)
+POD_SECURITY = (
+    'pods "{pod}" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation '
+    '!= false (container "pricing" must set securityContext.allowPrivilegeEscalation=false), '
+    'unrestricted capabilities (container "pricing" must set '
+    'securityContext.capabilities.drop=["ALL"]), runAsNonRoot != true (pod or container '
+    '"pricing" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container '
+    '"pricing" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "category", "component"),
+    [
+        pytest.param(WEBHOOK_NO_ENDPOINTS, Category.ROLLOUT_ADMISSION_WEBHOOK_FAILURE,
+                     'webhook "mpod.kb.io"', id="webhook-no-endpoints"),
+        pytest.param(WEBHOOK_TIMEOUT, Category.ROLLOUT_ADMISSION_WEBHOOK_FAILURE,
+                     'webhook "validate.kyverno.svc-fail"', id="webhook-timeout"),
+        pytest.param(WEBHOOK_DENIED, Category.ROLLOUT_ADMISSION_DENIED,
+                     'webhook "validation.gatekeeper.sh"', id="webhook-denied"),
+        pytest.param(POLICY_DENIED.format(pod="x"), Category.ROLLOUT_ADMISSION_DENIED,
+                     'ValidatingAdmissionPolicy "require-team-label"', id="policy-denied"),
+        pytest.param(POD_SECURITY.format(pod="x"), Category.ROLLOUT_POD_SECURITY_VIOLATION,
+                     "PodSecurity", id="pod-security"),
+        pytest.param(NO_ACCOUNT.format(pod="x"), Category.ROLLOUT_SERVICE_ACCOUNT_MISSING,
+                     "ServiceAccount admission", id="service-account"),
+        pytest.param(QUOTA_REFUSAL.format(pod="x"), None, None, id="quota-is-not-one"),
+        pytest.param(LIMIT_RANGE.format(pod="x"), None, None, id="limitrange-is-not-one"),
+    ],
+)  # fmt: skip
+def test_the_component_that_refused_names_the_category(
+    message: str, category: Category | None, component: str | None
+) -> None:
+    refusal = parse_refusal(f"Error creating: {message}")
+    found = (refusal.category, refusal.component) if refusal else (None, None)
+    assert found == (category, component)
+
+
+def test_a_webhook_that_enforces_pod_security_rules_is_the_webhook_not_pod_security() -> None:
+    message = (
+        'admission webhook "validate.kyverno.svc-fail" denied the request: policy '
+        "Deployment/shop/pricing for resource violation: disallow-privilege-escalation: "
+        'violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false'
+    )
+    refusal = parse_refusal(message)
+    assert refusal is not None
+    assert refusal.category is Category.ROLLOUT_ADMISSION_DENIED
+
+
+def refused(
+    message: str, *objects: dict[str, Any], labels: dict[str, str] | None = None
+) -> Finding:
+    """deployment/pricing whose revision-5 ReplicaSet cannot create its pod: `message`; its
+    namespace labelled `labels`."""
+    refusal = event(
+        "ReplicaSet",
+        f"{APP}-rev5",
+        "FailedCreate",
+        f"Error creating: {message.format(pod=f'{APP}-rev5-k8q2d')}",
+        count=18,
+    )
+    return diagnose_rollout(rolled(None, extra=(refusal, *objects), labels=labels))
+
+
+def test_a_webhook_whose_service_has_no_endpoints_is_its_backend_to_bring_back() -> None:
+    service = kubeobjects.kube_object(
+        "Service",
+        "webhook-service",
+        namespace="system",
+        spec={"selector": {"app": "pod-defaulter"}, "clusterIP": "10.96.8.1",
+              "ports": [{"port": 443}]},
+    )  # fmt: skip
+    slice_ = kubeobjects.kube_object(
+        "EndpointSlice",
+        "webhook-service-87s9s",
+        namespace="system",
+        api_version="discovery.k8s.io/v1",
+        labels={"kubernetes.io/service-name": "webhook-service"},
+        endpoints=[],
+    )
+    finding = refused(WEBHOOK_NO_ENDPOINTS, kubeobjects.namespace("system"), service, slice_)
+    root = finding.conclusion.root_cause
+    assert root.category is Category.ROLLOUT_ADMISSION_WEBHOOK_FAILURE
+    assert root.confidence == 0.95
+    assert (
+        'cannot call admission webhook "mpod.kb.io" (no endpoints available for its Service)'
+        in (root.summary)
+    )
+    assert "Service webhook-service in namespace system exists but has no ready endpoints" in (
+        root.summary
+    )
+    assert command_of(finding) == (
+        "kubectl get endpointslices -n system -l kubernetes.io/service-name=webhook-service -o wide"
+    )
+    assert finding.conclusion.scope.touches == frozenset()
+
+
+def test_pod_security_names_the_enforced_level_and_patches_exactly_what_it_asks() -> None:
+    enforced = {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest",
+    }
+    finding = refused(POD_SECURITY, labels=enforced)
+    root = finding.conclusion.root_cause
+    assert root.category is Category.ROLLOUT_POD_SECURITY_VIOLATION
+    assert root.confidence == 0.95
+    assert "namespace shop enforces pod-security level restricted" in root.summary
+    assert "allowPrivilegeEscalation != false, unrestricted capabilities" in root.summary
+    patch = recommended(finding).patch
+    assert patch is not None
+    (container,) = json.loads(patch.content)["spec"]["template"]["spec"]["containers"]
+    assert container == {
+        "name": APP,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    assert finding.conclusion.scope.touches == {Touch.SECURITY_CONTEXT}
+
+
+def test_a_missing_service_account_is_created_or_repointed() -> None:
+    finding = refused(NO_ACCOUNT)
+    root = finding.conclusion.root_cause
+    assert root.category is Category.ROLLOUT_SERVICE_ACCOUNT_MISSING
+    assert "ServiceAccount pricing-reader does not exist in namespace shop" in root.summary
+    assert command_of(finding) == "kubectl create serviceaccount pricing-reader -n shop"
+    assert finding.conclusion.scope.touches == {Touch.SERVICE_ACCOUNT}
+
+
+def test_a_denial_quotes_the_policy_and_changes_nothing_itself() -> None:
+    finding = refused(POLICY_DENIED)
+    root = finding.conclusion.root_cause
+    assert root.category is Category.ROLLOUT_ADMISSION_DENIED
+    assert (
+        'admission ValidatingAdmissionPolicy "require-team-label" denies them: failed '
+        "expression: has(object.metadata.labels.team)"
+    ) in root.summary
+    assert recommended(finding).patch is None
 
 
 # -- the shared scenarios -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from kubetriage.k8s.access import (
     as_dict,
     container_status,
     dicts,
+    labels_of,
     name_of,
     pod_ready,
     pod_template,
@@ -26,9 +27,10 @@ from kubetriage.k8s.history import describe, revision_of, template_changes
 from kubetriage.k8s.quantities import manifest_quantity
 from kubetriage.models import Category, EvidenceSource, Symptom
 from kubetriage.playbooks.base import Conclusion, Context, Investigation, Playbook, StepDoc
+from kubetriage.playbooks.crashloop.reads import check_dependency
 from kubetriage.playbooks.rollout.advise import advise
 from kubetriage.playbooks.rollout.decide import RolloutFacts, decide, lower_instead, needs
-from kubetriage.playbooks.rollout.messages import error_line, parse_failure
+from kubetriage.playbooks.rollout.messages import error_line, parse_failure, parse_refusal
 from kubetriage.playbooks.rollout.reads import (
     creation_refusals,
     per_pod,
@@ -45,10 +47,12 @@ S_CONDITIONS = "Read the rollout conditions"
 S_REVISIONS = "List the ReplicaSets by revision"
 S_CREATE = "Look for pod-creation failures"
 S_QUOTA = "Read the ResourceQuota"
+S_ADMISSION = "Check the admission step that refused"
 S_NEW_PODS = "Inspect the new revision's pods"
 S_PREVIOUS = "Check the previous revision's health"
 S_DIFF = "Diff the pod templates"
 S_FIX = "Choose the fix"
+_ENFORCE = "pod-security.kubernetes.io/enforce"
 
 
 class RolloutStuckPlaybook(Playbook):
@@ -90,6 +94,14 @@ class RolloutStuckPlaybook(Playbook):
             "missing pods.",
         ),
         StepDoc(
+            S_ADMISSION,
+            "the Service a failing webhook is called at and its EndpointSlices; the "
+            "namespace's pod-security labels; the ServiceAccount the refusal names",
+            "A webhook whose Service has no ready endpoints fails every pod creation (with "
+            "failurePolicy Fail); PodSecurity enforces the namespace's level; a missing "
+            "ServiceAccount refuses the pod before it exists.",
+        ),
+        StepDoc(
             S_NEW_PODS,
             "the new ReplicaSet's pods: their symptoms, restarts, last exit "
             "codes and previous logs",
@@ -115,6 +127,11 @@ class RolloutStuckPlaybook(Playbook):
     categories: ClassVar[tuple[Category, ...]] = (
         Category.ROLLOUT_QUOTA_EXCEEDED,
         Category.ROLLOUT_BAD_REVISION,
+        Category.ROLLOUT_ADMISSION_WEBHOOK_FAILURE,
+        Category.ROLLOUT_ADMISSION_DENIED,
+        Category.ROLLOUT_POD_SECURITY_VIOLATION,
+        Category.ROLLOUT_LIMIT_RANGE_VIOLATION,
+        Category.ROLLOUT_SERVICE_ACCOUNT_MISSING,
     )
 
     def run(self, context: Context, investigation: Investigation) -> Conclusion:
@@ -124,6 +141,7 @@ class RolloutStuckPlaybook(Playbook):
         _list_revisions(context, investigation, facts)
         _creation_failures(context, investigation, facts)
         _read_quota(context, investigation, facts)
+        _check_admission(context, investigation, facts)
         _inspect_new_pods(context, investigation, facts)
         _previous_health(investigation, facts)
         _diff(investigation, facts)
@@ -191,12 +209,17 @@ def _creation_failures(context: Context, investigation: Investigation, facts: Ro
     )
     for refusal in refusals:
         parsed = parse_failure(refusal.message)
+        admission = None if parsed else parse_refusal(refusal.message)
         if parsed and facts.quota_failure is None:
             facts.quota_failure = parsed
             facts.refused_replica_set = refusal.replica_set or None
+        elif admission is not None and facts.admission is None:
+            facts.admission = admission
+            facts.refused_replica_set = refusal.replica_set or None
         elif not parsed and refusal.message and refusal.message not in facts.other_refusals:
             facts.other_refusals.append(refusal.message)
-    if facts.refused_replica_set is None and facts.quota_failure is not None and facts.newest:
+    refused = facts.quota_failure is not None or facts.admission is not None
+    if facts.refused_replica_set is None and refused and facts.newest:
         facts.refused_replica_set = facts.newest.name
     if not refusals:
         investigation.step(
@@ -207,8 +230,59 @@ def _creation_failures(context: Context, investigation: Investigation, facts: Ro
     total = sum(r.count for r in refusals)
     newest = refusals[0].message
     investigation.add_evidence(EvidenceSource.EVENTS, f"FailedCreate ({total}x): {newest}")
-    kind = facts.quota_failure.kind if facts.quota_failure else "admission"
+    kind = (
+        facts.quota_failure.kind
+        if facts.quota_failure
+        else facts.admission.component
+        if facts.admission
+        else "admission"
+    )
     investigation.step(S_CREATE, f"{total} pod creation(s) refused ({kind}); newest: {newest}")
+
+
+def _check_admission(context: Context, investigation: Investigation, facts: RolloutFacts) -> None:
+    refusal = facts.admission
+    if refusal is None:
+        investigation.step(S_ADMISSION, "Skipped: no webhook, policy or PodSecurity refusal.")
+        return
+    ns = context.namespace
+    category = refusal.category
+    if category is Category.ROLLOUT_ADMISSION_WEBHOOK_FAILURE and refusal.webhook_host:
+        backend = check_dependency(
+            context.reader, ns, refusal.webhook_host, None, refusal.webhook_port
+        )
+        facts.webhook_backend = backend
+        found = f"admission {refusal.component} is called at {backend.target}: {backend.sentence()}"
+        source = EvidenceSource.ENDPOINTS if backend.scope == "service" else EvidenceSource.SERVICE
+    elif category is Category.ROLLOUT_POD_SECURITY_VIOLATION:
+        labels = labels_of(context.reader.namespace(ns))
+        facts.enforce_level = labels.get(_ENFORCE) or None
+        version = labels.get(f"{_ENFORCE}-version")
+        found = (
+            f"namespace {ns} is labelled {_ENFORCE}={facts.enforce_level}"
+            + (f" ({_ENFORCE}-version={version})" if version else "")
+            if facts.enforce_level
+            else f"namespace {ns} carries no {_ENFORCE} label (the cluster's default applies)"
+        )
+        source = EvidenceSource.NAMESPACE
+        for violation in refusal.violations[:6]:
+            investigation.add_evidence(
+                EvidenceSource.POD_SPEC, f"PodSecurity {refusal.level}: {violation.why}"
+            )
+    elif category is Category.ROLLOUT_SERVICE_ACCOUNT_MISSING and refusal.service_account:
+        account = context.reader.service_account(ns, refusal.service_account)
+        facts.service_account_exists = account is not None
+        found = (
+            f"ServiceAccount {refusal.service_account} exists in namespace {ns} now"
+            if account is not None
+            else f"ServiceAccount {refusal.service_account} is not in namespace {ns}"
+        )
+        source = EvidenceSource.SERVICE_ACCOUNT
+    else:
+        found = f"admission {refusal.component} says: {refusal.detail}"
+        source = EvidenceSource.EVENTS
+    investigation.add_evidence(source, found)
+    investigation.step(S_ADMISSION, found[0].upper() + found[1:] + ".")
 
 
 def _read_quota(context: Context, investigation: Investigation, facts: RolloutFacts) -> None:

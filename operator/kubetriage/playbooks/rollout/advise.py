@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import shlex
 from decimal import Decimal
+from typing import Any
 
 from kubetriage.k8s.access import KubeObject, as_dict
 from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.k8s.quantities import manifest_quantity
 from kubetriage.k8s.selectors import match_labels_string
-from kubetriage.models import PatchTarget, PatchType, Recommendation
-from kubetriage.playbooks.base import object_patch, recommendation
+from kubetriage.models import Category, PatchTarget, PatchType, Recommendation
+from kubetriage.playbooks.base import object_patch, recommendation, strategic_patch
 from kubetriage.playbooks.rollout.decide import QuotaNeed, RolloutFacts
-from kubetriage.playbooks.rollout.messages import QuotaFailure
+from kubetriage.playbooks.rollout.messages import AdmissionRefusal, QuotaFailure, Violation
 from kubetriage.playbooks.rollout.reads import first_container, ready_text
 from kubetriage.policy import ChangeScope, Touch
 
@@ -24,6 +25,8 @@ def advise(
 ) -> tuple[Recommendation, ChangeScope]:
     """The change that unblocks the rollout, for the cause `decide` names from these facts."""
     failure, newest, previous = facts.quota_failure, facts.newest, facts.previous
+    if failure is None and facts.admission is not None:
+        return admitted(target, facts, facts.admission)
     if failure is not None and failure.kind == "exceeded":
         if not facts.quota_raises:
             return quota_has_room(target, failure)
@@ -223,3 +226,123 @@ def set_resources(
         rollback=f"kubectl rollout undo {_deployment(target)}",
         validation=f"{_status(target)}; no new FailedCreate events in {ns}.",
     ), ChangeScope(touches=frozenset({Touch.RESOURCES}))
+
+
+def admitted(
+    target: WorkloadRef, facts: RolloutFacts, refusal: AdmissionRefusal
+) -> tuple[Recommendation, ChangeScope]:
+    """What lets admission accept the pods, for each component that refuses them."""
+    ns = target.namespace
+    validation = f"{_status(target)}; no new FailedCreate events in {ns}."
+    if refusal.category is Category.ROLLOUT_ADMISSION_WEBHOOK_FAILURE:
+        backend = facts.webhook_backend
+        if backend is not None and backend.scope == "service" and backend.service:
+            where = backend.namespace or ns
+            summary = (
+                f"Bring back Service {backend.service} in namespace {where}, which admission "
+                f"{refusal.component} is called at ({backend.sentence(pronoun=True)}); the "
+                "ReplicaSet retries on its own. Nothing in this Deployment needs to change. "
+                "If the webhook is optional, its failurePolicy Ignore keeps pods admitted while "
+                "it is away."
+            )
+            command = (
+                f"kubectl get endpointslices -n {where} "
+                f"-l kubernetes.io/service-name={backend.service} -o wide"
+            )
+        else:
+            summary = (
+                f"Make admission {refusal.component} answer again ({refusal.detail}): its "
+                "webhook configuration names the Service and the failurePolicy."
+            )
+            command = "kubectl get mutatingwebhookconfigurations,validatingwebhookconfigurations"
+        return recommendation(
+            summary=summary,
+            command=command,
+            rollback="Nothing to undo: the command only reads.",
+            validation=validation,
+        ), ChangeScope()
+    if refusal.category is Category.ROLLOUT_POD_SECURITY_VIOLATION:
+        return _pod_security(target, refusal, validation)
+    if refusal.category is Category.ROLLOUT_SERVICE_ACCOUNT_MISSING:
+        account = refusal.service_account or "<name>"
+        return recommendation(
+            summary=(
+                f"Create ServiceAccount {account} in namespace {ns} (with the RoleBindings "
+                "the app needs), or point the pod template's serviceAccountName at an "
+                "account that exists."
+            ),
+            command=f"kubectl create serviceaccount {account} -n {ns}",
+            rollback=f"kubectl delete serviceaccount {account} -n {ns}",
+            validation=validation,
+        ), ChangeScope(touches=frozenset({Touch.SERVICE_ACCOUNT}))
+    return recommendation(
+        summary=(
+            f"Change deployment/{target.name}'s pod template so that admission "
+            f"{refusal.component} accepts it ({refusal.detail}), or ask the policy's owners "
+            "for an exception: the policy, not the Deployment, decides."
+        ),
+        command=f"kubectl get {_deployment(target).replace('/', ' ', 1)} -o yaml",
+        rollback="Nothing to undo: the command only reads.",
+        validation=validation,
+    ), ChangeScope()
+
+
+def _pod_security(
+    target: WorkloadRef, refusal: AdmissionRefusal, validation: str
+) -> tuple[Recommendation, ChangeScope]:
+    """A patch of the container's securityContext with exactly what PodSecurity asks for,
+    when every violation names one container and one value; otherwise what to set, in words."""
+    fields: dict[str, dict[str, Any]] = {}
+    for violation in refusal.violations:
+        value = _security_value(violation)
+        if violation.container is None or violation.field is None or value is None:
+            fields = {}
+            break
+        context = fields.setdefault(violation.container, {})
+        *parents, leaf = violation.field.split(".")
+        for parent in parents:
+            context = context.setdefault(parent, {})
+        context[leaf] = value
+    asks = "; ".join(v.why for v in refusal.violations) or refusal.detail
+    summary = (
+        f"Make deployment/{target.name}'s pods meet pod-security level {refusal.level}: {asks}."
+    )
+    if not fields:
+        return recommendation(
+            summary=summary,
+            command=f"kubectl get {_deployment(target).replace('/', ' ', 1)} -o yaml",
+            rollback="Nothing to undo: the command only reads.",
+            validation=validation,
+        ), ChangeScope()
+    body = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": name, "securityContext": context}
+                        for name, context in sorted(fields.items())
+                    ]
+                }
+            }
+        }
+    }
+    content = json.dumps(body, separators=(",", ":"))
+    return recommendation(
+        summary=summary + " The image must run as a non-root user for runAsNonRoot to hold.",
+        patch=strategic_patch(target, body),
+        command=f"kubectl patch {_deployment(target)} --type strategic -p {shlex.quote(content)}",
+        rollback=f"kubectl rollout undo {_deployment(target)}",
+        validation=validation,
+    ), ChangeScope(touches=frozenset({Touch.SECURITY_CONTEXT}))
+
+
+def _security_value(violation: Violation) -> Any:
+    """The JSON value PodSecurity asks for (`false`, `["ALL"]`, `RuntimeDefault`), None when it
+    is not one the patch can state."""
+    raw = violation.value
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw if raw.isidentifier() else None

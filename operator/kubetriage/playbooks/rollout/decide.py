@@ -4,9 +4,15 @@
   is `Rollout.QuotaExceeded`: the quota's used/hard, read from the ResourceQuota (or from the
   message when the quota cannot be read, at lower confidence), and the hard values that would
   admit the missing pods. "failed quota: ... must specify" is the same category (the fix is to
-  declare resources). A LimitRange rejection has no category of its own; it is named
-  QuotaExceeded at low confidence because its fix is of the same kind (change the pod's
-  resources or the namespace's policy).
+  declare resources). A LimitRange rejection is `Rollout.LimitRangeViolation` (0.9): the
+  message names the bound and the container's value.
+- Other admission refusals (DESIGN.md section 12), named by the component that refused: a
+  webhook the apiserver could not call is `AdmissionWebhookFailure` (0.95 when its Service is
+  confirmed to have no ready endpoints or not to exist, else 0.85); a webhook or
+  ValidatingAdmissionPolicy that denied is `AdmissionDenied` (0.9, its message quoted);
+  PodSecurity is `PodSecurityViolation` (0.95 with the namespace's enforce label read, else
+  0.85); a missing ServiceAccount is `ServiceAccountMissing` (0.95 when the reader confirms it
+  is absent, else 0.85).
 - Otherwise the newest revision's pods are examined: the pod-level symptom they show (the same
   detection the pod reports use), or that they never become Ready, or that admission rejects
   them. With the previous revision healthy (ready replicas) that is `Rollout.BadRevision`, and
@@ -26,7 +32,8 @@ from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.k8s.quantities import manifest_quantity, round_quantity
 from kubetriage.models import Category, RootCause, Symptom, TemplateChange
 from kubetriage.playbooks.base import cause
-from kubetriage.playbooks.rollout.messages import QuotaFailure
+from kubetriage.playbooks.crashloop.reads import DependencyCheck
+from kubetriage.playbooks.rollout.messages import AdmissionRefusal, QuotaFailure, refused_text
 from kubetriage.playbooks.rollout.reads import ready_text
 
 
@@ -56,6 +63,10 @@ class RolloutFacts:
     newest: Revision | None = None
     previous: Revision | None = None
     quota_failure: QuotaFailure | None = None
+    admission: AdmissionRefusal | None = None  # a refusal by webhook, policy, PodSecurity, SA
+    webhook_backend: DependencyCheck | None = None  # the Service a failing webhook is called at
+    enforce_level: str | None = None  # the namespace's pod-security.kubernetes.io/enforce
+    service_account_exists: bool | None = None  # of the ServiceAccount the refusal names
     other_refusals: list[str] = field(default_factory=list)
     refused_replica_set: str | None = None
     quota_text: str = ""
@@ -139,30 +150,68 @@ def decide(target: WorkloadRef, facts: RolloutFacts) -> tuple[RootCause, tuple[R
     """The root cause and its alternatives: a refusal by quota or LimitRange first, else the
     newest revision."""
     failure = facts.quota_failure
+    if failure is None and facts.admission is not None:
+        return _admission(target, facts, facts.admission), _bad_alternative(facts)
     if failure is None:
         return _bad_revision(target, facts), ()
-    bad_alternative: tuple[RootCause, ...] = ()
-    if facts.new_symptom and facts.newest and facts.newest.pods:
-        bad_alternative = (
-            cause(
-                Category.ROLLOUT_BAD_REVISION,
-                f"revision {facts.newest.number}: {facts.new_symptom}",
-                0.35,
-            ),
+    bad_alternative = _bad_alternative(facts)
+    if failure.kind == "limit-range":
+        root = cause(
+            Category.ROLLOUT_LIMIT_RANGE_VIOLATION,
+            f"deployment/{target.name} cannot create pods: the namespace's LimitRange refuses "
+            f"them: {refused_text(failure.message)}",
+            0.9,
         )
+        return root, bad_alternative
     if failure.kind == "exceeded":
         summary = facts.quota_text or f"pods refused by ResourceQuota {failure.quota}"
         # Numbers from the ResourceQuota itself confirm the refusal; the message alone is older.
         confidence = (0.95 if facts.quota_read else 0.85) if facts.quota_raises else 0.7
     else:
         summary = failure.message
-        confidence = 0.9 if failure.kind == "must-specify" else 0.6
+        confidence = 0.9
     root = cause(
         Category.ROLLOUT_QUOTA_EXCEEDED,
         f"deployment/{target.name} cannot create pods: {summary}",
         confidence,
     )
     return root, bad_alternative
+
+
+def _bad_alternative(facts: RolloutFacts) -> tuple[RootCause, ...]:
+    if facts.new_symptom and facts.newest and facts.newest.pods:
+        text = f"revision {facts.newest.number}: {facts.new_symptom}"
+        return (cause(Category.ROLLOUT_BAD_REVISION, text, 0.35),)
+    return ()
+
+
+def _admission(target: WorkloadRef, facts: RolloutFacts, refusal: AdmissionRefusal) -> RootCause:
+    head = f"deployment/{target.name} cannot create pods: "
+    category = refusal.category
+    if category is Category.ROLLOUT_ADMISSION_WEBHOOK_FAILURE:
+        backend = facts.webhook_backend
+        confirmed = backend is not None and backend.state in {"no-service", "no-ready-endpoints"}
+        why = f" ({refusal.reason})" if refusal.reason else ""
+        shown = backend is not None and backend.scope == "service"
+        found = f"; {backend.sentence()}" if backend is not None and shown else ""
+        summary = f"the apiserver cannot call admission {refusal.component}{why}{found}"
+        return cause(category, head + summary, 0.95 if confirmed else 0.85)
+    if category is Category.ROLLOUT_ADMISSION_DENIED:
+        summary = f"admission {refusal.component} denies them: {refusal.detail}"
+        return cause(category, head + summary, 0.9)
+    if category is Category.ROLLOUT_POD_SECURITY_VIOLATION:
+        checks = ", ".join(v.check for v in refusal.violations) or refusal.detail
+        enforced = (
+            f"namespace {target.namespace} enforces pod-security level {facts.enforce_level}"
+            if facts.enforce_level
+            else f"PodSecurity enforces {refusal.level}"
+        )
+        summary = f"{enforced} and the pod template violates it: {checks}"
+        return cause(category, head + summary, 0.95 if facts.enforce_level else 0.85)
+    account = refusal.service_account or "its ServiceAccount"
+    absent = facts.service_account_exists is False
+    summary = f"ServiceAccount {account} does not exist in namespace {target.namespace}"
+    return cause(category, head + summary, 0.95 if absent else 0.85)
 
 
 def _bad_revision(target: WorkloadRef, facts: RolloutFacts) -> RootCause:

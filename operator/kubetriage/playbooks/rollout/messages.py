@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from kubetriage.k8s.quantities import try_parse_quantity
+from kubetriage.models import Category
 
 _EXCEEDED = re.compile(
     r"exceeded quota: (?P<quota>[^,\s]+), requested: (?P<requested>\S+?), "
@@ -92,3 +93,140 @@ def _pairs(text: str) -> dict[str, Decimal]:
 def error_line(lines: list[str]) -> str:
     """The first line that reads as an error, else the last line ("" for no lines)."""
     return next((x for x in lines if _ERROR_LINE.search(x)), lines[-1] if lines else "")
+
+
+# --- admission refusals other than quota ---------------------------------------------------------
+# The apiserver's words (k8s.io/apiserver/pkg/admission/plugin/webhook/errors, the PodSecurity
+# admission plugin, ServiceAccount admission, ValidatingAdmissionPolicy):
+#   failed calling webhook "mpod.kb.io": failed to call webhook: Post "https://webhook-service.
+#     system.svc:443/mutate?timeout=10s": no endpoints available for service "webhook-service"
+#   admission webhook "validation.gatekeeper.sh" denied the request: [must-have-limits] ...
+#   ValidatingAdmissionPolicy 'max-replicas' with binding 'max-replicas-prod' denied request: ...
+#   violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "web"
+#     must set securityContext.allowPrivilegeEscalation=false), ...
+#   error looking up service account notifications/mailer-sa: serviceaccount "mailer-sa" not found
+_WEBHOOK_CALL = re.compile(
+    r'failed calling webhook "(?P<webhook>[^"]+)": (?:failed to call webhook: )?'
+    r'(?:\w+ "(?P<url>[^"]+)": )?(?P<reason>.+)$'
+)
+_WEBHOOK_DENIED = re.compile(r'admission webhook "(?P<webhook>[^"]+)" denied the request:?\s*')
+_POLICY_DENIED = re.compile(
+    r"ValidatingAdmissionPolicy '(?P<policy>[^']+)'(?: with binding '(?P<binding>[^']+)')? "
+    r"denied request:?\s*"
+)
+_POD_SECURITY = re.compile(r'violates PodSecurity "(?P<level>[^"]+)": (?P<violations>.+)$')
+_SERVICE_ACCOUNT = re.compile(r'serviceaccount "(?P<name>[^"]+)" not found')
+_URL_HOST = re.compile(r"^https?://(?P<host>[^/:]+)(?::(?P<port>\d+))?")
+# "allowPrivilegeEscalation != false (container "web" must set ...)": a check, then why.
+_VIOLATION = re.compile(r"(?P<check>[^,(]+?) \((?P<why>[^()]*(?:\([^()]*\)[^()]*)*)\)")
+# What PodSecurity says a container must set, when it says it of one container.
+_MUST_SET = re.compile(
+    r'^(?:pod or )?container "(?P<container>[^"]+)" must set securityContext\.(?P<field>[\w.]+)'
+    r'(?:=(?P<value>\S+)| to "(?P<choice>[^"]+)")'
+)
+_WEBHOOK_REASONS = (
+    ("no endpoints available", "no endpoints available for its Service"),
+    ("context deadline exceeded", "no answer before its timeout"),
+    ("x509", "its serving certificate is not trusted (x509)"),
+    ("connection refused", "its Service's pods refuse the connection"),
+    ("no such host", "its Service's name does not resolve"),
+)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One PodSecurity check a pod fails, and the securityContext field it asks for when it
+    names one container and one value."""
+
+    check: str  # "allowPrivilegeEscalation != false"
+    why: str  # 'container "web" must set securityContext.allowPrivilegeEscalation=false'
+    container: str | None = None
+    field: str | None = None  # "allowPrivilegeEscalation", "capabilities.drop", ...
+    value: str | None = None  # as written: "false", '["ALL"]', "RuntimeDefault"
+
+
+@dataclass(frozen=True)
+class AdmissionRefusal:
+    """A pod creation refused by an admission step other than ResourceQuota or LimitRange."""
+
+    category: Category
+    message: str
+    component: str  # 'webhook "x"', "PodSecurity", "ServiceAccount admission", ...
+    detail: str = ""  # the refusal's own words after the component names itself
+    webhook_host: str | None = None  # the Service host a webhook is called at
+    webhook_port: int | None = None
+    reason: str | None = None  # why the webhook call failed, in plain words
+    level: str | None = None  # PodSecurity's "restricted:latest"
+    violations: tuple[Violation, ...] = ()
+    service_account: str | None = None
+
+
+_EVENT_PREFIXES = re.compile(r"^(?:\(combined from similar events\): )?(?:Error creating: )?")
+
+
+def refused_text(message: str) -> str:
+    """A FailedCreate message without the prefixes the controller and the event recorder add
+    ("(combined from similar events): ", "Error creating: "): the refusal itself."""
+    return _EVENT_PREFIXES.sub("", message.strip(), count=1)
+
+
+def parse_refusal(message: str) -> AdmissionRefusal | None:
+    """The admission step that refused a pod, from a FailedCreate message; None for a quota or
+    LimitRange refusal (`parse_failure`) or a message none of these steps writes. A webhook or
+    policy is named first: it is the component that refused even when it enforces what
+    PodSecurity would (DESIGN.md section 12)."""
+    text = message.strip()
+    if match := _WEBHOOK_CALL.search(text):
+        host = _URL_HOST.match(match["url"] or "")
+        lowered = match["reason"].lower()
+        reason = next((said for key, said in _WEBHOOK_REASONS if key in lowered), None)
+        return AdmissionRefusal(
+            Category.ROLLOUT_ADMISSION_WEBHOOK_FAILURE,
+            text,
+            f'webhook "{match["webhook"]}"',
+            detail=match["reason"].strip(),
+            webhook_host=host["host"] if host else None,
+            webhook_port=int(host["port"]) if host and host["port"] else None,
+            reason=reason,
+        )
+    if match := _WEBHOOK_DENIED.search(text):
+        detail = text[match.end() :].strip()
+        component = f'webhook "{match["webhook"]}"'
+        return AdmissionRefusal(Category.ROLLOUT_ADMISSION_DENIED, text, component, detail)
+    if match := _POLICY_DENIED.search(text):
+        detail = text[match.end() :].strip()
+        component = f'ValidatingAdmissionPolicy "{match["policy"]}"'
+        return AdmissionRefusal(Category.ROLLOUT_ADMISSION_DENIED, text, component, detail)
+    if match := _POD_SECURITY.search(text):
+        violations = tuple(_violation(v) for v in _VIOLATION.finditer(match["violations"]))
+        return AdmissionRefusal(
+            Category.ROLLOUT_POD_SECURITY_VIOLATION,
+            text,
+            "PodSecurity",
+            detail=match["violations"].strip(),
+            level=match["level"],
+            violations=violations,
+        )
+    if "service account" in text and (match := _SERVICE_ACCOUNT.search(text)):
+        return AdmissionRefusal(
+            Category.ROLLOUT_SERVICE_ACCOUNT_MISSING,
+            text,
+            "ServiceAccount admission",
+            detail=match.group(0),
+            service_account=match["name"],
+        )
+    return None
+
+
+def _violation(match: re.Match[str]) -> Violation:
+    check, why = match["check"].strip(), match["why"].strip()
+    wanted = _MUST_SET.match(why)
+    if wanted is None:
+        return Violation(check, why)
+    return Violation(
+        check,
+        why,
+        container=wanted["container"],
+        field=wanted["field"],
+        value=wanted["value"] or wanted["choice"],
+    )
