@@ -34,6 +34,7 @@ DEFAULT_GRACE_SECONDS: dict[Symptom, float] = {
     # rollout's worth of readiness checks before it is a problem.
     Symptom.CREATE_CONTAINER_CONFIG_ERROR: 60.0,
     Symptom.NOT_READY: 120.0,
+    Symptom.EVICTED: 0.0,
 }
 
 
@@ -85,6 +86,9 @@ class Settings(BaseSettings):
     )
     grace_seconds_notready: float | None = Field(
         None, ge=0, description="grace for NotReady; unset: 120"
+    )
+    grace_seconds_evicted: float | None = Field(
+        None, ge=0, description="grace for Evicted; unset: 0"
     )
     resolve_after_seconds: float = Field(
         300.0, ge=0, description="how long a workload must be healthy before its report is Resolved"

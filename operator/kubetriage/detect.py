@@ -7,6 +7,7 @@ itself says when the trouble began.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +43,13 @@ RECURRING_OOM_RESTARTS = 3
 # back-off) without crashing, as the kubelet's own back-off does.
 LOOP_RESTARTS = 2
 BACKOFF_RESET = timedelta(minutes=10)
+# A pod the kubelet evicted stays Failed until it is deleted or garbage-collected; an hour after
+# the eviction the workload has replaced it and it is history, not an incident.
+EVICTION_WINDOW = timedelta(hours=1)
+# The DisruptionTarget reasons of the node controller, which deletes the pods of a node that
+# stopped reporting. A drain's `EvictionByEvictionAPI` and the scheduler's preemption are
+# planned disruptions, not failures.
+NODE_EVICTION_REASONS = frozenset({"DeletionByTaintManager"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,13 @@ class DetectedSymptom:
     reason: str = ""
     message: str = ""
     since: datetime | None = None
+    # When the object stops showing this symptom by the passing of time alone (an eviction
+    # becomes history): whoever watches it must look again then, as no change will come.
+    until: datetime | None = None
+
+
+# Builds a sighting on the pod being examined: the symptom, then DetectedSymptom's other fields.
+Sighting = Callable[..., DetectedSymptom]
 
 
 def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
@@ -66,11 +81,19 @@ def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
     namespace = str(metadata.get("namespace") or "default")
     name = str(metadata.get("name") or "")
     phase = status.get("phase")
-    if not name or phase == "Succeeded" or metadata.get("deletionTimestamp"):
+    if not name or phase == "Succeeded":
         return []
 
     def sighting(symptom: Symptom, **fields: Any) -> DetectedSymptom:
         return DetectedSymptom(symptom, namespace, "Pod", name, **fields)
+
+    eviction = _eviction(pod, status, now, sighting)
+    if eviction is not None or (phase == "Failed" and status.get("reason") == "Evicted"):
+        # An evicted pod's containers were stopped by the kubelet, not crashed: the eviction
+        # is the one thing it shows (none once it is over an hour old).
+        return [eviction] if eviction is not None else []
+    if metadata.get("deletionTimestamp"):
+        return []
 
     found: list[DetectedSymptom] = []
     for container_status, is_init in container_statuses(pod):
@@ -133,7 +156,7 @@ def detect_pod(pod: KubeObject, now: datetime) -> list[DetectedSymptom]:
 
 
 def _not_ready(
-    pod: KubeObject, now: datetime, sighting: Any, failing: set[str | None]
+    pod: KubeObject, now: datetime, sighting: Sighting, failing: set[str | None]
 ) -> list[DetectedSymptom]:
     """Containers that run, have started, and fail their readiness probe past its initial
     delay (DESIGN.md section 12). A container that crash-loops or was OOM-killed is not ready
@@ -172,6 +195,71 @@ def _not_ready(
             )
         )
     return found
+
+
+def _eviction(
+    pod: KubeObject, status: dict[str, Any], now: datetime, sighting: Sighting
+) -> DetectedSymptom | None:
+    """An eviction the pod shows (DESIGN.md section 12): the kubelet's (`status.reason:
+    Evicted`, within EVICTION_WINDOW of when it happened), or the node controller's on a node
+    that stopped reporting (the taint manager's DisruptionTarget, or a Ready condition it
+    turned False while every container still says ready)."""
+    target = condition(pod, "DisruptionTarget")
+    target_reason = (
+        text((target or {}).get("reason")) if (target or {}).get("status") == "True" else ""
+    )
+    if status.get("phase") == "Failed" and status.get("reason") == "Evicted":
+        when = _evicted_at(pod, target)
+        if when is not None and now - when > EVICTION_WINDOW:
+            return None
+        return sighting(
+            Symptom.EVICTED,
+            reason="Evicted",
+            message=text(status.get("message")),
+            since=when,
+            until=when + EVICTION_WINDOW if when is not None else None,
+        )
+    if target_reason in NODE_EVICTION_REASONS:
+        return sighting(
+            Symptom.EVICTED,
+            reason=target_reason,
+            message=text((target or {}).get("message")),
+            since=parse_time((target or {}).get("lastTransitionTime")),
+        )
+    ready = condition(pod, "Ready")
+    statuses = [cs for cs, is_init in container_statuses(pod) if not is_init]
+    if (
+        text(status.get("phase")) in {"Running", "Unknown"}
+        and not as_dict(pod.get("metadata")).get("deletionTimestamp")
+        and ready is not None
+        and ready.get("status") == "False"
+        and not text(ready.get("reason"))
+        and statuses
+        and all(cs.get("ready") is True for cs in statuses)
+    ):
+        return sighting(
+            Symptom.EVICTED,
+            reason="NodeNotReady",
+            message="the pod's Ready condition was turned False while its containers are ready",
+            since=parse_time(ready.get("lastTransitionTime")),
+        )
+    return None
+
+
+def _evicted_at(pod: KubeObject, target: dict[str, Any] | None) -> datetime | None:
+    """When the kubelet evicted the pod: its DisruptionTarget condition's transition, else the
+    last of its containers' terminations, else its Ready condition's transition."""
+    when = parse_time((target or {}).get("lastTransitionTime"))
+    if when is not None:
+        return when
+    finished = [
+        parse_time(as_dict(as_dict(cs.get("state")).get("terminated")).get("finishedAt"))
+        for cs, _ in container_statuses(pod)
+    ]
+    known = [t for t in finished if t is not None]
+    if known:
+        return max(known)
+    return parse_time((condition(pod, "Ready") or {}).get("lastTransitionTime"))
 
 
 def _cycling(

@@ -32,6 +32,7 @@ class Symptom(StrEnum):
     # Beyond the four kubelet states (DESIGN.md section 12).
     CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
     NOT_READY = "NotReady"
+    EVICTED = "Evicted"
 
 
 class Category(StrEnum):
@@ -82,6 +83,11 @@ class Category(StrEnum):
     NOTREADY_READINESS_PROBE_FAILURE = "NotReady.ReadinessProbeFailure"
     NOTREADY_PROBE_MISCONFIGURED = "NotReady.ProbeMisconfigured"
     NOTREADY_DEPENDENCY_UNAVAILABLE = "NotReady.DependencyUnavailable"
+    EVICTION_MEMORY_PRESSURE = "Eviction.MemoryPressure"
+    EVICTION_PID_PRESSURE = "Eviction.PIDPressure"
+    EVICTION_DISK_PRESSURE = "Eviction.DiskPressure"
+    EVICTION_EPHEMERAL_STORAGE_LIMIT = "Eviction.EphemeralStorageLimit"
+    EVICTION_NODE_NOT_READY = "Eviction.NodeNotReady"
 
 
 class Phase(StrEnum):

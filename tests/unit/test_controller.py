@@ -319,3 +319,56 @@ async def test_a_delivery_woken_by_the_watch_mid_write_reads_the_report_once_wri
 
 def key_of(report: dict[str, Any]) -> tuple[str, str]:
     return report["metadata"]["namespace"], report["metadata"]["name"]
+
+
+async def test_an_eviction_that_becomes_history_resolves_its_report_with_no_watch_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An evicted pod stays Failed and never changes: when the eviction is an hour old the
+    controller looks at the pod again by itself, and the report turns Resolved."""
+    monkeypatch.setattr(controller_module, "EXPIRY_MARGIN_SECONDS", 0.0)
+    evicted_at = datetime.now(UTC) - timedelta(hours=1) + timedelta(seconds=2)
+    message = (
+        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 91416Ki. "
+        "Container app was using 1843476Ki, request is 512Mi, has larger consumption of memory. "
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "worker-1", "namespace": "shop", "uid": "pod-uid"},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "app", "image": "worker:1"}]},
+        "status": {
+            "phase": "Failed",
+            "reason": "Evicted",
+            "message": message,
+            "conditions": [
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "TerminationByKubelet",
+                    "lastTransitionTime": format_time(evicted_at),
+                }
+            ],
+        },
+    }
+    reader = SnapshotReader.from_document({"apiVersion": "v1", "kind": "List", "items": [pod]})
+    store, events = MemoryStore(), MemoryEvents()
+    settings = Settings(grace_seconds=0, resolve_after_seconds=0.5, dry_run=False)
+    ctl = Controller(settings, store, events, lambda: reader)  # type: ignore[arg-type]
+    await ctl.on_pod("ADDED", pod)
+    name = "pod-worker-1-evicted"
+    report = await wait_until_async(
+        lambda: store.get("shop", name), what="the eviction's report", timeout=20
+    )
+    assert report["status"]["rootCause"]["category"] == "Eviction.MemoryPressure"
+    assert report["status"]["phase"] == "Open"
+    resolved = await wait_until_async(
+        lambda: (
+            (store.get("shop", name) or {}).get("status", {}).get("phase") == "Resolved"
+            and store.get("shop", name)
+        ),
+        what="the report Resolved once the eviction is an hour old",
+        timeout=20,
+    )
+    await ctl.close()
+    assert resolved["status"]["phase"] == "Resolved"

@@ -21,10 +21,9 @@ from kubetriage.cli import main
 
 OWN_SCENARIOS = REPO_ROOT / "tests" / "scenarios"
 BEYOND = SHARED_DIR / "scenarios-beyond"
-# The section-12 symptoms built so far (issue 17): JobFailed (`job-`) and Evicted (`evicted-`)
-# have no playbook yet, so their files would fail on the missing symptom, not on a wrong
-# diagnosis.
-BEYOND_BUILT = ("admission-", "config-", "notready-")
+# The section-12 symptoms built so far (issue 17): JobFailed (`job-`) has no playbook yet, so
+# its files would fail on the missing symptom, not on a wrong diagnosis.
+BEYOND_BUILT = ("admission-", "config-", "evicted-", "notready-")
 FOLDERS = [SCENARIOS_DIR, *sorted(p.parent for p in OWN_SCENARIOS.glob("*/expected.json"))]
 SNAPSHOTS = sorted(
     [p for folder in FOLDERS for p in folder.glob("*.json") if p.name != "expected.json"]

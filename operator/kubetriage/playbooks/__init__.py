@@ -10,6 +10,7 @@ from kubetriage.models import Symptom
 from kubetriage.playbooks.base import Playbook
 from kubetriage.playbooks.containerconfig import ContainerConfigPlaybook
 from kubetriage.playbooks.crashloop import CrashLoopPlaybook
+from kubetriage.playbooks.eviction import EvictedPlaybook
 from kubetriage.playbooks.imagepull import ImagePullPlaybook
 from kubetriage.playbooks.notready import NotReadyPlaybook
 from kubetriage.playbooks.oom import OOMKilledPlaybook
@@ -24,6 +25,7 @@ PLAYBOOKS: tuple[Playbook, ...] = (
     RolloutStuckPlaybook(),
     ContainerConfigPlaybook(),
     NotReadyPlaybook(),
+    EvictedPlaybook(),
 )
 _BY_SYMPTOM = {playbook.symptom: playbook for playbook in PLAYBOOKS}
 

@@ -143,6 +143,25 @@ PREVENTION: Mapping[Category, tuple[str, ...]] = {
         "Create a workload's ServiceAccount in the same chart or kustomization as the workload, "
         "so the two can never be deployed apart.",
     ),
+    C.EVICTION_MEMORY_PRESSURE: (
+        "Set every container's memory request to its observed peak (a VPA in recommendation "
+        "mode gives the figure), so the scheduler never packs a node past its memory.",
+    ),
+    C.EVICTION_PID_PRESSURE: (
+        "Set the kubelet's podPidsLimit, and alert on a pod's process count growing.",
+    ),
+    C.EVICTION_DISK_PRESSURE: (
+        "Give containers that write to local disk ephemeral-storage requests and limits, and "
+        "alert on node filesystem use above 80%.",
+    ),
+    C.EVICTION_EPHEMERAL_STORAGE_LIMIT: (
+        "Write working data to a volume sized for it (an emptyDir with a sizeLimit, or a "
+        "claim), and alert on a pod's ephemeral-storage use nearing its limit.",
+    ),
+    C.EVICTION_NODE_NOT_READY: (
+        "Spread replicas across zones with a topologySpreadConstraint and a "
+        "PodDisruptionBudget, and alert on a node NotReady for more than a minute.",
+    ),
     C.CONFIG_MISSING_SECRET: (
         "Deploy a workload's Secrets with it (one chart, or an ExternalSecret in the same "
         "release), so none is missing when its pods start.",

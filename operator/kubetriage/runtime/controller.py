@@ -76,6 +76,9 @@ UNCONFIRMED_RECHECK_SECONDS = 15.0
 # memory history to one more kill, its latest log): the workload is diagnosed again, at most
 # this often, so that a cause named at the first kill on little history is revisited.
 REFRESH_SECONDS = 30.0
+# How long after a symptom's own expiry (DetectedSymptom.until) its pod is detected again: the
+# clocks of the node that wrote the time and of this process may differ by a little.
+EXPIRY_MARGIN_SECONDS = 5.0
 # What retrying can cure: the apiserver unreachable, throttled, restarting or slow.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ClusterReadError,
@@ -165,6 +168,8 @@ class Controller:
         self.dry_run = dry_run
         self.trackers: dict[TrackerKey, Tracker] = {}
         self._pod_keys: dict[tuple[str, str], set[TrackerKey]] = {}
+        # The pods whose symptom ends by itself at a known time, and the task that looks again.
+        self._expiries: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._deployment_uids: dict[tuple[str, str], str] = {}
         self._slots = asyncio.Semaphore(settings.max_concurrent_diagnoses)
         # Diagnoses wait on the API, not the CPU: a pool of their own, sized to the concurrency,
@@ -259,12 +264,33 @@ class Controller:
             current.setdefault(key, []).append(sighting)
             self._tracker(key, target).pods[name] = pod
         self._update((namespace, f"pod/{name}"), current)
+        self._look_again_when_expired((namespace, name), pod, sightings)
         for key in current:
             tracker = self.trackers[key]
             if tracker.diagnosed_at is not None and tracker.restarts > tracker.restarts_diagnosed:
                 if not tracker.changed:
                     tracker.refresh_only = True
                 self._schedule_diagnosis(tracker, refresh=True)
+
+    def _look_again_when_expired(
+        self, source: tuple[str, str], pod: KubeObject, sightings: list[DetectedSymptom]
+    ) -> None:
+        """A symptom that ends by the passing of time (an eviction an hour old) ends with no
+        change to the pod, so no watch event says so: detect the pod again when it expires."""
+        pending = self._expiries.pop(source, None)
+        if pending is not None:
+            pending.cancel()
+        ends = [s.until for s in sightings if s.until is not None]
+        if not ends:
+            return
+        delay = max(0.0, (min(ends) - datetime.now(UTC)).total_seconds()) + EXPIRY_MARGIN_SECONDS
+
+        async def again() -> None:
+            await asyncio.sleep(delay)
+            self._expiries.pop(source, None)
+            await self.on_pod("MODIFIED", pod)
+
+        self._expiries[source] = asyncio.create_task(again())
 
     async def on_deployment(self, event_type: str | None, deployment: KubeObject) -> None:
         """A Deployment was listed, added, modified or deleted."""
@@ -614,7 +640,7 @@ class Controller:
             for tracker in self.trackers.values()
             for task in (tracker.task, tracker.resolution)
             if task is not None and not task.done()
-        ]
+        ] + [task for task in self._expiries.values() if not task.done()]
         for task in tasks:
             task.cancel()
         for task in tasks:

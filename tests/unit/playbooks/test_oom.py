@@ -701,13 +701,22 @@ def test_pods_evicted_for_memory_show_the_pressure_after_the_events_expired(mess
         status={"phase": "Failed", "reason": "Evicted", "message": message},
     )
     # one killed instance that never came near its limit; the container is backing off now
-    finding = run(
-        *deployment("1Gi", "256Mi"),
-        pod("api-7d9f8b6c5-aaaaa", limit="1Gi"),
-        node("node-a"),
-        evicted,
-        series("api-7d9f8b6c5-aaaaa", shifted(below_limit()[:5])),
+    findings = diagnose(
+        kubeobjects.snapshot_reader(
+            *deployment("1Gi", "256Mi"),
+            pod("api-7d9f8b6c5-aaaaa", limit="1Gi"),
+            node("node-a"),
+            evicted,
+            series("api-7d9f8b6c5-aaaaa", shifted(below_limit()[:5])),
+            captured_at=CAPTURED,
+        )
     )
+    # The evicted pod is its own report (DESIGN.md section 12); the OOM one reads it too.
+    assert sorted((f.symptom, f.target.name) for f in findings) == [
+        (Symptom.EVICTED, "worker-1"),
+        (Symptom.OOM_KILLED, "api"),
+    ]
+    (finding,) = [f for f in findings if f.symptom is Symptom.OOM_KILLED]
     root = finding.conclusion.root_cause
     assert root.category is Category.OOM_NODE_PRESSURE
     assert "Evicted on node-a" in root.summary
