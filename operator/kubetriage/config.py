@@ -35,6 +35,7 @@ DEFAULT_GRACE_SECONDS: dict[Symptom, float] = {
     Symptom.CREATE_CONTAINER_CONFIG_ERROR: 60.0,
     Symptom.NOT_READY: 120.0,
     Symptom.EVICTED: 0.0,
+    Symptom.JOB_FAILED: 0.0,
 }
 
 
@@ -89,6 +90,9 @@ class Settings(BaseSettings):
     )
     grace_seconds_evicted: float | None = Field(
         None, ge=0, description="grace for Evicted; unset: 0"
+    )
+    grace_seconds_jobfailed: float | None = Field(
+        None, ge=0, description="grace for JobFailed; unset: 0"
     )
     resolve_after_seconds: float = Field(
         300.0, ge=0, description="how long a workload must be healthy before its report is Resolved"

@@ -444,3 +444,33 @@ def detect_deployment(deployment: KubeObject) -> list[DetectedSymptom]:
             since=parse_time(stuck.get("lastTransitionTime")),
         )
     ]
+
+
+# The Job controller's failure reasons (pkg/controller/job): its backoff limit, its
+# activeDeadlineSeconds, a podFailurePolicy FailJob rule, and the per-index limits.
+JOB_FAILURE_CONDITIONS = ("FailureTarget", "Failed")
+
+
+def detect_job(job: KubeObject) -> list[DetectedSymptom]:
+    """JobFailed when the Job controller has failed the Job: `FailureTarget=True`, which it
+    sets first since Kubernetes 1.31 (while it still terminates the pods), or `Failed=True`."""
+    metadata = as_dict(job.get("metadata"))
+    namespace = str(metadata.get("namespace") or "default")
+    name = str(metadata.get("name") or "")
+    if not name or metadata.get("deletionTimestamp"):
+        return []
+    for kind in JOB_FAILURE_CONDITIONS:
+        failed = condition(job, kind)
+        if failed is not None and failed.get("status") == "True":
+            return [
+                DetectedSymptom(
+                    Symptom.JOB_FAILED,
+                    namespace,
+                    "Job",
+                    name,
+                    reason=text(failed.get("reason")),
+                    message=text(failed.get("message")),
+                    since=parse_time(failed.get("lastTransitionTime")),
+                )
+            ]
+    return []

@@ -15,10 +15,10 @@ from datetime import datetime
 
 from kubetriage.clients.kube import ClusterReader, ClusterReadError
 from kubetriage.config import Settings
-from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
+from kubetriage.detect import DetectedSymptom, detect_deployment, detect_job, detect_pod
 from kubetriage.k8s.access import KubeObject, as_dict, as_list, labels_of, meta, name_of, text
 from kubetriage.k8s.events import events_about, involved_name
-from kubetriage.k8s.owners import WorkloadRef, controller_of, owning_workload, ref_of
+from kubetriage.k8s.owners import WorkloadRef, controller_of, owned_by, owning_workload, ref_of
 from kubetriage.k8s.selectors import Selector, parse_selector
 from kubetriage.k8s.volumes import claims_of, object_sources
 from kubetriage.models import FailingRevision, Symptom
@@ -129,12 +129,40 @@ def find_problems(reader: ClusterReader, namespaces: Iterable[str] | None = None
         for deployment in filter(selected, reader.workloads("Deployment", scope)):
             for sighting in detect_deployment(deployment):
                 add(ref_of(deployment, "Deployment"), sighting, None)
+        jobs = list(filter(selected, reader.workloads("Job", scope)))
+        for job in jobs:
+            reported_on = job_target(job, jobs)
+            if reported_on is None:
+                continue
+            for sighting in detect_job(job):
+                add(reported_on, sighting, None)
     found = [
         confirmed(reader, problem)
         for _, problem in sorted(problems.items(), key=lambda kv: (kv[0][0], kv[0][1].value))
         if not _finished_job(reader, problem.target)
     ]
     return [problem for problem in found if problem is not None]
+
+
+def job_target(job: KubeObject, jobs: Iterable[KubeObject]) -> WorkloadRef | None:
+    """The workload a Job's failure is reported on: its CronJob when one owns it, and then
+    only for the CronJob's most recent Job (an older run that failed, with a newer one since,
+    is history: DESIGN.md section 12); else the Job itself."""
+    owner = controller_of(job)
+    if owner is None or owner.get("kind") != "CronJob" or not text(owner.get("name")):
+        return ref_of(job, "Job")
+    namespace = str(meta(job).get("namespace") or "default")
+    siblings = [
+        other
+        for other in jobs
+        if str(meta(other).get("namespace") or "default") == namespace
+        and owned_by(other, "CronJob", text(owner.get("name")))
+    ]
+    newest = max(siblings, key=lambda j: text(meta(j).get("creationTimestamp")), default=job)
+    if name_of(newest) != name_of(job):
+        return None
+    uid = owner.get("uid") if isinstance(owner.get("uid"), str) else None
+    return WorkloadRef(namespace, "CronJob", text(owner.get("name")), "batch/v1", uid)
 
 
 # The kubelet's and the attach/detach controller's words for a volume it cannot set up.

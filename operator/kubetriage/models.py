@@ -33,6 +33,7 @@ class Symptom(StrEnum):
     CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
     NOT_READY = "NotReady"
     EVICTED = "Evicted"
+    JOB_FAILED = "JobFailed"
 
 
 class Category(StrEnum):
@@ -88,6 +89,9 @@ class Category(StrEnum):
     EVICTION_DISK_PRESSURE = "Eviction.DiskPressure"
     EVICTION_EPHEMERAL_STORAGE_LIMIT = "Eviction.EphemeralStorageLimit"
     EVICTION_NODE_NOT_READY = "Eviction.NodeNotReady"
+    JOB_BACKOFF_LIMIT_EXCEEDED = "Job.BackoffLimitExceeded"
+    JOB_DEADLINE_EXCEEDED = "Job.DeadlineExceeded"
+    JOB_POD_FAILURE_POLICY = "Job.PodFailurePolicy"
 
 
 class Phase(StrEnum):
@@ -218,6 +222,9 @@ class RootCause(ApiModel):
     category: Category
     summary: str = Field(min_length=1, max_length=1024)
     confidence: float = Field(ge=0.0, le=1.0)
+    # The pod-level cause beneath the mechanism `category` names (a Job that hit its backoff
+    # limit because its pods crashed on a dependency: CrashLoop.DependencyUnavailable).
+    underlying: Category | None = None
 
 
 class Evidence(ApiModel):

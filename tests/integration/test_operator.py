@@ -134,13 +134,18 @@ def test_a_broken_workload_gets_one_report_with_its_root_cause(
         assert (owner["kind"], owner["name"]) == ("Deployment", workload)
         table = cluster.kubectl("get", "diag", "-n", namespace).stdout
         assert case.category in table
-        events = json.loads(
-            cluster.kubectl(
-                "get", "events", "-n", namespace, "-o", "json",
-                f"--field-selector=involvedObject.kind=Deployment,involvedObject.name={workload},reason=Diagnosed",
-            ).stdout
-        )["items"]  # fmt: skip
-        assert events, "the workload should carry a Diagnosed event"
+
+        def diagnosed_events() -> list[dict[str, Any]] | None:
+            items: list[dict[str, Any]] = json.loads(
+                cluster.kubectl(
+                    "get", "events", "-n", namespace, "-o", "json",
+                    f"--field-selector=involvedObject.kind=Deployment,involvedObject.name={workload},reason=Diagnosed",
+                ).stdout
+            )["items"]  # fmt: skip
+            return items or None
+
+        # The Event follows the report's write: it may land a moment after the report does.
+        events = wait_until(diagnosed_events, timeout=30, what="the workload's Diagnosed event")
         assert report["metadata"]["name"] in events[0]["message"]
     finally:
         case.cleanup(cluster, namespace)

@@ -421,6 +421,9 @@ clients/kube.py          read_namespaced_daemon_set              apps           
 clients/kube.py          list_namespaced_job                     batch          jobs                    list   ClusterRole
 clients/kube.py          list_job_for_all_namespaces             batch          jobs                    list   ClusterRole
 clients/kube.py          read_namespaced_job                     batch          jobs                    get    ClusterRole
+clients/kube.py          list_namespaced_cron_job                batch          cronjobs                list   ClusterRole
+clients/kube.py          list_cron_job_for_all_namespaces        batch          cronjobs                list   ClusterRole
+clients/kube.py          read_namespaced_cron_job                batch          cronjobs                get    ClusterRole
 clients/kube.py          read_storage_class                      storage.k8s.io storageclasses          get    ClusterRole
 clients/kube.py          list_storage_class                      storage.k8s.io storageclasses          list   ClusterRole
 reports/store.py         get_namespaced_custom_object            kubetriage.io  diagnosisreports        get    ClusterRole
@@ -452,8 +455,9 @@ OPERATOR_CALLS: dict[tuple[str, str], tuple[str, str, str, str]] = {
 # What kopf itself does (handlers.py, runner.py): list and watch what it handles, and discover
 # resources from CustomResourceDefinitions and (with watchNamespaces) Namespaces.
 KOPF_CALLS = [(group, resource, verb, CLUSTER) for group, resource in [
-    ("", "pods"), ("apps", "deployments"), ("apiextensions.k8s.io", "customresourcedefinitions"),
-    ("", "namespaces")] for verb in ("list", "watch")]  # fmt: skip
+    ("", "pods"), ("apps", "deployments"), ("batch", "jobs"),
+    ("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")]
+    for verb in ("list", "watch")]  # fmt: skip
 # A server-side apply that creates a report is authorized as create as well as patch.
 IMPLIED_CALLS = [("kubetriage.io", "diagnosisreports", "create", CLUSTER)]
 READ_VERBS = {"get", "list", "watch"}

@@ -372,3 +372,61 @@ async def test_an_eviction_that_becomes_history_resolves_its_report_with_no_watc
     )
     await ctl.close()
     assert resolved["status"]["phase"] == "Resolved"
+
+
+def cron_run(name: str, created: str, *, failed: bool) -> dict[str, Any]:
+    """A Job of CronJob nightly-backup, failed on its backoff limit or still running."""
+    conditions = (
+        [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "message": "Job has reached the specified backoff limit",
+                "lastTransitionTime": created,
+            }
+        ]
+        if failed
+        else []
+    )
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": "ops",
+            "creationTimestamp": created,
+            "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly-backup",
+                 "controller": True}
+            ],
+        },
+        "spec": {"backoffLimit": 2},
+        "status": {"conditions": conditions, "failed": 3 if failed else 0},
+    }  # fmt: skip
+
+
+async def test_a_cronjobs_failed_run_is_reported_until_a_newer_run_starts() -> None:
+    """The CronJob's report follows its most recent run: a failed run is reported on the
+    CronJob; when the next run starts, the failed one is history and the report resolves."""
+    failed = cron_run("nightly-backup-100", "2025-03-17T01:30:00Z", failed=True)
+    reader = SnapshotReader.from_document({"apiVersion": "v1", "kind": "List", "items": [failed]})
+    store, events = MemoryStore(), MemoryEvents()
+    settings = Settings(grace_seconds=0, resolve_after_seconds=0.5, dry_run=False)
+    ctl = Controller(settings, store, events, lambda: reader)  # type: ignore[arg-type]
+    await ctl.on_job("ADDED", failed)
+    name = "cronjob-nightly-backup-jobfailed"
+    report = await wait_until_async(lambda: store.get("ops", name), what="the report", timeout=20)
+    assert report["spec"]["target"]["kind"] == "CronJob"
+    assert report["status"]["rootCause"]["category"] == "Job.BackoffLimitExceeded"
+    await ctl.on_job("ADDED", cron_run("nightly-backup-200", "2025-03-18T01:30:00Z", failed=False))
+    resolved = await wait_until_async(
+        lambda: (
+            (store.get("ops", name) or {}).get("status", {}).get("phase") == "Resolved"
+            and store.get("ops", name)
+        ),
+        what="the report Resolved once a newer run started",
+        timeout=20,
+    )
+    await ctl.close()
+    assert resolved["status"]["phase"] == "Resolved"

@@ -65,3 +65,13 @@ def test_priority_follows_severity() -> None:
     assert [
         PRIORITY_BY_SEVERITY[s] for s in (Severity.CRITICAL, Severity.WARNING, Severity.INFO)
     ] == [1, 2, 3]
+
+
+def test_a_failed_jobs_body_names_the_cause_beneath_the_backoff_limit() -> None:
+    reader = SnapshotReader.from_file(
+        SCENARIOS_DIR.parent / "scenarios-beyond" / "job-backoff-limit-exceeded.json"
+    )
+    (finding,) = diagnose(reader)
+    body = issue_markdown(build_report(finding), cluster_name="c", production=False)
+    assert "**Job.BackoffLimitExceeded**" in body
+    assert "Underlying cause: **CrashLoop.DependencyUnavailable**" in body

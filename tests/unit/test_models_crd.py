@@ -84,6 +84,6 @@ def test_the_comparison_catches_a_field_missing_from_the_models() -> None:
 def test_categories_belong_to_their_symptom_family() -> None:
     families = {
         "CrashLoop", "OOMKilled", "ImagePull", "Pending", "Rollout", "ContainerConfig", "NotReady",
-        "Eviction",
+        "Eviction", "Job",
     }  # fmt: skip
     assert {c.value.split(".")[0] for c in models.Category} == families

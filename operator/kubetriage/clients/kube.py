@@ -67,7 +67,8 @@ class ClusterReader(Protocol):
         ...
 
     def workloads(self, kind: str, namespace: str | None = None) -> list[KubeObject]:
-        """Objects of an apps/batch kind: Deployment, ReplicaSet, StatefulSet, DaemonSet, Job."""
+        """Objects of an apps/batch kind: Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
+        CronJob."""
         ...
 
     def workload(self, kind: str, namespace: str, name: str) -> KubeObject | None:
@@ -284,6 +285,11 @@ class LiveClusterReader:
                 self._batch.list_namespaced_job,
                 self._batch.list_job_for_all_namespaces,
                 self._batch.read_namespaced_job,
+            ),
+            "CronJob": (
+                self._batch.list_namespaced_cron_job,
+                self._batch.list_cron_job_for_all_namespaces,
+                self._batch.read_namespaced_cron_job,
             ),
         }
         if kind not in apis:

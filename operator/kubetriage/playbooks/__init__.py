@@ -12,6 +12,7 @@ from kubetriage.playbooks.containerconfig import ContainerConfigPlaybook
 from kubetriage.playbooks.crashloop import CrashLoopPlaybook
 from kubetriage.playbooks.eviction import EvictedPlaybook
 from kubetriage.playbooks.imagepull import ImagePullPlaybook
+from kubetriage.playbooks.job import JobFailedPlaybook
 from kubetriage.playbooks.notready import NotReadyPlaybook
 from kubetriage.playbooks.oom import OOMKilledPlaybook
 from kubetriage.playbooks.pending import PendingPlaybook
@@ -26,6 +27,7 @@ PLAYBOOKS: tuple[Playbook, ...] = (
     ContainerConfigPlaybook(),
     NotReadyPlaybook(),
     EvictedPlaybook(),
+    JobFailedPlaybook(),
 )
 _BY_SYMPTOM = {playbook.symptom: playbook for playbook in PLAYBOOKS}
 

@@ -29,13 +29,20 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetriage.clients.kube import ClusterReader, ClusterReadError
 from kubetriage.config import Settings
-from kubetriage.detect import DetectedSymptom, detect_deployment, detect_pod
-from kubetriage.diagnosis import Options, PlaybookError, Problem, confirmed, diagnose_problem
+from kubetriage.detect import DetectedSymptom, detect_deployment, detect_job, detect_pod
+from kubetriage.diagnosis import (
+    Options,
+    PlaybookError,
+    Problem,
+    confirmed,
+    diagnose_problem,
+    job_target,
+)
 from kubetriage.escalation.escalator import Escalator
 from kubetriage.escalation.outbox import Outbox, RetryPolicy, read_report
-from kubetriage.k8s.access import KubeObject, as_dict, meta, name_of, restarts
+from kubetriage.k8s.access import KubeObject, as_dict, meta, name_of, restarts, text
 from kubetriage.k8s.history import replica_sets_of
-from kubetriage.k8s.owners import WorkloadRef, owning_workload, ref_of
+from kubetriage.k8s.owners import WorkloadRef, controller_of, owning_workload, ref_of
 from kubetriage.models import (
     DiagnosisReport,
     DryRun,
@@ -168,6 +175,8 @@ class Controller:
         self.dry_run = dry_run
         self.trackers: dict[TrackerKey, Tracker] = {}
         self._pod_keys: dict[tuple[str, str], set[TrackerKey]] = {}
+        # The Jobs of each CronJob seen, by name: only the most recent run's failure counts.
+        self._cron_runs: dict[tuple[str, str], dict[str, KubeObject]] = {}
         # The pods whose symptom ends by itself at a known time, and the task that looks again.
         self._expiries: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._deployment_uids: dict[tuple[str, str], str] = {}
@@ -291,6 +300,44 @@ class Controller:
             await self.on_pod("MODIFIED", pod)
 
         self._expiries[source] = asyncio.create_task(again())
+
+    async def on_job(self, event_type: str | None, job: KubeObject) -> None:
+        """A Job was listed, added, modified or deleted. A CronJob's failure is its most recent
+        run's: every event about one of its Jobs settles which of them counts."""
+        namespace, name = str(meta(job).get("namespace") or "default"), name_of(job)
+        owner = controller_of(job)
+        cron_job = text(owner.get("name")) if owner and owner.get("kind") == "CronJob" else ""
+        if not cron_job:
+            sightings = [] if event_type == "DELETED" else detect_job(job)
+            self._update_job(namespace, name, ref_of(job, "Job"), sightings)
+            return
+        runs = self._cron_runs.setdefault((namespace, cron_job), {})
+        if event_type == "DELETED":
+            runs.pop(name, None)
+            self._update_job(namespace, name, None, [])
+        else:
+            runs[name] = job
+        for run in list(runs.values()):
+            target = job_target(run, runs.values())
+            sightings = detect_job(run) if target is not None else []
+            self._update_job(namespace, name_of(run), target, sightings)
+        if not runs:
+            self._cron_runs.pop((namespace, cron_job), None)
+
+    def _update_job(
+        self,
+        namespace: str,
+        name: str,
+        target: WorkloadRef | None,
+        sightings: list[DetectedSymptom],
+    ) -> None:
+        current: dict[TrackerKey, list[DetectedSymptom]] = {}
+        for sighting in sightings:
+            assert target is not None
+            key = (target.namespace, target.kind, target.name, sighting.symptom)
+            current.setdefault(key, []).append(sighting)
+            self._tracker(key, target)
+        self._update((namespace, f"job/{name}"), current)
 
     async def on_deployment(self, event_type: str | None, deployment: KubeObject) -> None:
         """A Deployment was listed, added, modified or deleted."""

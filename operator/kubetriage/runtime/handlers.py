@@ -1,6 +1,6 @@
 """kopf wiring, and nothing else: every decision is in `controller.Controller` and the outbox.
 
-Pods and Deployments are watched with event handlers only, which kopf never persists anything
+Pods, Deployments and Jobs are watched with event handlers only, which kopf never persists anything
 for: no annotations, no finalizers, no status on the watched objects. Kopf's posting of log
 messages as Events is off, so the operator's only writes are its reports and its own Events.
 
@@ -151,6 +151,13 @@ async def deployment_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
     """Every Deployment event, including the initial listing."""
     metrics.WATCH_EVENTS.labels("Deployment", event.get("type") or "LISTED").inc()
     await memo.controller.on_deployment(event.get("type"), event["object"])
+
+
+@kopf.on.event("batch", "v1", "jobs")
+async def job_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Every Job event, including the initial listing (JobFailed)."""
+    metrics.WATCH_EVENTS.labels("Job", event.get("type") or "LISTED").inc()
+    await memo.controller.on_job(event.get("type"), event["object"])
 
 
 def _owes_linear(body: kopf.Body, memo: kopf.Memo, **_: Any) -> bool:

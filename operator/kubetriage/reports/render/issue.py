@@ -76,6 +76,8 @@ def issue_markdown(report: DiagnosisReport, *, cluster_name: str, production: bo
         "",
         f"**{cause.category.value}** (confidence {cause.confidence:.0%}): {cause.summary}",
     ]
+    if cause.underlying is not None:
+        lines += ["", f"Underlying cause: **{cause.underlying.value}**"]
     if status.alternatives:
         lines += ["", "Other causes the evidence allows:"]
         lines += [
