@@ -56,6 +56,8 @@ class Failure:
     progress_deadline: int | None = None
     min_ready_seconds: int | None = None
     crash_loops: bool = False
+    # The workload it runs as: a Deployment, or a Job (run once, backoffLimit 1).
+    kind: str = "Deployment"
 
 
 def _sh(script: str) -> list[str]:
@@ -208,6 +210,25 @@ def failures(image: ImageRef = placeholder) -> list[Failure]:
             ),
         ),
         Failure(
+            "storage-over-limit", "writes 64 MiB to an emptyDir under a 16 MiB storage limit",
+            "Evicted", "Eviction.EphemeralStorageLimit",
+            # The kubelet's eviction manager measures the pod's local storage (its emptyDirs,
+            # writable layers and logs) every few seconds and evicts the pod past its limit.
+            _busybox(
+                command=_sh(f"dd if=/dev/zero of=/scratch/blob bs=1M count=64; {IDLE}"),
+                resources={"limits": {"ephemeral-storage": "16Mi"},
+                           "requests": {"ephemeral-storage": "16Mi"}},
+                volumeMounts=[{"name": "scratch", "mountPath": "/scratch"}],
+            ),
+            pod={"volumes": [{"name": "scratch", "emptyDir": {}}]},
+        ),
+        Failure(
+            "job-exits-one", "a Job whose pod exits 1, twice (backoffLimit 1)",
+            "JobFailed", "Job.BackoffLimitExceeded",
+            _busybox(command=_sh("echo 'migrating: relation \"users\" is locked'; exit 1")),
+            kind="Job",
+        ),
+        Failure(
             "invalid-reference", "an image reference with upper-case letters",
             "ImagePullBackOff", "ImagePull.InvalidReference",
             {"name": "app", "image": image("kubetriage/BusyBox:1.36")},
@@ -258,6 +279,29 @@ def deployment(failure: Failure, namespace: str, container: dict[str, Any]) -> d
     }
 
 
+def job(failure: Failure, namespace: str, container: dict[str, Any]) -> dict[str, Any]:
+    """The Job of `failure` with `container`, pinned to the real node: one pod at a time, one
+    retry, never restarted in place."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": failure.name, "namespace": namespace},
+        "spec": {
+            "backoffLimit": 1,
+            "template": {
+                "metadata": {"labels": {"app": failure.name}},
+                "spec": {
+                    "nodeSelector": {"kubernetes.io/hostname": NODE_NAME},
+                    "terminationGracePeriodSeconds": 2,
+                    "restartPolicy": "Never",
+                    "containers": [container],
+                    **failure.pod,
+                },
+            },
+        },
+    }
+
+
 def manifests(image: ImageRef, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
     """The namespace, every failure's objects and first revision: one `kubectl apply`."""
     objects: list[dict[str, Any]] = [
@@ -265,7 +309,8 @@ def manifests(image: ImageRef, namespace: str = NAMESPACE) -> list[dict[str, Any
     ]
     for failure in failures(image):
         objects.extend(failure.extra(namespace))
-        objects.append(deployment(failure, namespace, failure.container))
+        build = job if failure.kind == "Job" else deployment
+        objects.append(build(failure, namespace, failure.container))
     return objects
 
 

@@ -227,7 +227,7 @@ def tier_run(
     for case in cases:
         path = snapshots / f"{case.name}.json"
         captured = real_cluster.kubetriage(
-            "capture", f"deployment/{case.name}", "-n", NAMESPACE, "-o", str(path),
+            "capture", f"{case.kind.lower()}/{case.name}", "-n", NAMESPACE, "-o", str(path),
             settings=settings,
         )  # fmt: skip
         if captured.returncode != 0:
