@@ -160,6 +160,26 @@ def test_kubectl_get_diag_shows_the_printer_columns(
     assert {"KIND", "CONFIDENCE", "OCCURRENCES"} <= set(wide.split())
 
 
+def test_a_report_kept_without_linear_says_so_in_kubectl_get_diag(
+    cluster: LocalCluster, api: client.ApiClient, crd: str, namespace: str
+) -> None:
+    """Without Linear configured the escalation is kept in the report: the ESCALATION column
+    says NotSent and the ISSUE column is empty (no issue exists), never a Pending that waits
+    forever."""
+    report = sample_report(namespace, name="deployment-api-notsent")
+    assert report.status is not None
+    report.status.escalation = models.Escalation(
+        state=models.EscalationState.NOT_SENT, reason="Linear is not configured"
+    )
+    create(api, report)
+    _, row = cluster.kubectl(
+        "get", "diag", "-n", namespace, "deployment-api-notsent"
+    ).stdout.splitlines()
+    cells = row.split()
+    assert cells[5:7] == ["Open", "NotSent"], row
+    assert len(cells) == 8, f"the ISSUE column should be empty: {row}"
+
+
 @pytest.mark.parametrize(
     ("part", "field", "value"),
     [
