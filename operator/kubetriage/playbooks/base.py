@@ -113,6 +113,29 @@ class Conclusion:
     scope: ChangeScope = field(default_factory=ChangeScope)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What a playbook's decision names: the cause and the runners-up."""
+
+    root: RootCause
+    alternatives: tuple[RootCause, ...] = ()
+
+
+def conclude(
+    investigation: Investigation,
+    step: str,
+    verdict: Verdict,
+    advice: tuple[Recommendation, ChangeScope],
+) -> Conclusion:
+    """Record the last step (the cause and the change chosen) and give the playbook's answer."""
+    recommendation, scope = advice
+    root = verdict.root
+    investigation.step(
+        step, f"{root.category.value} ({root.confidence:.2f}): {recommendation.summary}"
+    )
+    return Conclusion(root, verdict.alternatives, recommendation, scope)
+
+
 _RECOMMENDATION_TEXTS = ("summary", "command", "rollback", "validation")
 PATCH_LIMIT = max_length(Patch, "content")
 

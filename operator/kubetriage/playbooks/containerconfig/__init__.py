@@ -17,7 +17,14 @@ from typing import ClassVar
 
 from kubetriage.k8s.access import name_of
 from kubetriage.models import Category, EvidenceSource, Symptom
-from kubetriage.playbooks.base import Conclusion, Context, Investigation, Playbook, StepDoc
+from kubetriage.playbooks.base import (
+    Conclusion,
+    Context,
+    Investigation,
+    Playbook,
+    StepDoc,
+    conclude,
+)
 from kubetriage.playbooks.containerconfig.advise import recommend
 from kubetriage.playbooks.containerconfig.decide import decide, keys_text
 from kubetriage.playbooks.containerconfig.reads import (
@@ -116,13 +123,7 @@ class ContainerConfigPlaybook(Playbook):
         _read_security(context, investigation, facts)
         _count_running(context, investigation, facts)
         verdict = decide(facts)
-        recommendation, scope = recommend(facts, verdict.root.category)
-        investigation.step(
-            S_FIX,
-            f"{verdict.root.category.value} ({verdict.root.confidence:.2f}): "
-            f"{recommendation.summary}",
-        )
-        return Conclusion(verdict.root, verdict.alternatives, recommendation, scope)
+        return conclude(investigation, S_FIX, verdict, recommend(facts, verdict.root.category))
 
 
 # -- steps -------------------------------------------------------------------------------------

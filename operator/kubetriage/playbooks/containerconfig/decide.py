@@ -13,22 +13,12 @@ spec and the object it names decide how firmly. Pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from kubetriage.models import Category, RootCause
-from kubetriage.playbooks.base import cause
+from kubetriage.models import Category
+from kubetriage.playbooks.base import Verdict, cause
 from kubetriage.playbooks.containerconfig.messages import ConfigMessage
 from kubetriage.playbooks.containerconfig.reads import ConfigFacts
 
 _LISTED_KEYS = 8
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The cause and the runners-up."""
-
-    root: RootCause
-    alternatives: tuple[RootCause, ...] = ()
 
 
 def _waiting_text(facts: ConfigFacts) -> str:

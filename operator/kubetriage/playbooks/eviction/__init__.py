@@ -15,7 +15,14 @@ from typing import ClassVar
 
 from kubetriage.k8s.access import name_of
 from kubetriage.models import Category, EvidenceSource, Symptom
-from kubetriage.playbooks.base import Conclusion, Context, Investigation, Playbook, StepDoc
+from kubetriage.playbooks.base import (
+    Conclusion,
+    Context,
+    Investigation,
+    Playbook,
+    StepDoc,
+    conclude,
+)
 from kubetriage.playbooks.eviction.advise import recommend
 from kubetriage.playbooks.eviction.decide import amount, decide, replaced_text, use_text
 from kubetriage.playbooks.eviction.reads import (
@@ -94,13 +101,7 @@ class EvictedPlaybook(Playbook):
         _compare_use(context, investigation, facts)
         _count_now(context, investigation, facts)
         verdict = decide(facts)
-        recommendation, scope = recommend(facts, verdict.root.category)
-        investigation.step(
-            S_FIX,
-            f"{verdict.root.category.value} ({verdict.root.confidence:.2f}): "
-            f"{recommendation.summary}",
-        )
-        return Conclusion(verdict.root, verdict.alternatives, recommendation, scope)
+        return conclude(investigation, S_FIX, verdict, recommend(facts, verdict.root.category))
 
 
 # -- steps -------------------------------------------------------------------------------------

@@ -15,11 +15,9 @@ the container's request decide how firmly. Pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from kubetriage.k8s.quantities import format_bytes, is_byte_resource, try_parse_quantity
-from kubetriage.models import Category, RootCause
-from kubetriage.playbooks.base import cause
+from kubetriage.models import Category
+from kubetriage.playbooks.base import Verdict, cause
 from kubetriage.playbooks.eviction.messages import ContainerUse, EvictionMessage
 from kubetriage.playbooks.eviction.reads import EvictionFacts
 
@@ -29,14 +27,6 @@ _PRESSURE_OF = {
     "DiskPressure": C.EVICTION_DISK_PRESSURE,
     "PIDPressure": C.EVICTION_PID_PRESSURE,
 }
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The cause and the runners-up."""
-
-    root: RootCause
-    alternatives: tuple[RootCause, ...] = ()
 
 
 def amount(resource: str, quantity: str) -> str:

@@ -16,7 +16,14 @@ from typing import ClassVar
 from kubetriage.detect import DetectedSymptom
 from kubetriage.k8s.access import name_of
 from kubetriage.models import Category, EvidenceSource, Symptom
-from kubetriage.playbooks.base import Conclusion, Context, Investigation, Playbook, StepDoc
+from kubetriage.playbooks.base import (
+    Conclusion,
+    Context,
+    Investigation,
+    Playbook,
+    StepDoc,
+    conclude,
+)
 from kubetriage.playbooks.crashloop import CrashLoopPlaybook
 from kubetriage.playbooks.crashloop.messages import headline
 from kubetriage.playbooks.job.advise import recommend
@@ -100,13 +107,9 @@ class JobFailedPlaybook(Playbook):
         underlying = _classify(context, investigation, facts)
         _count_runs(context, investigation, facts)
         verdict = decide(facts)
-        recommendation, scope = recommend(facts, verdict.root.category, underlying)
-        investigation.step(
-            S_FIX,
-            f"{verdict.root.category.value} ({verdict.root.confidence:.2f}): "
-            f"{recommendation.summary}",
+        return conclude(
+            investigation, S_FIX, verdict, recommend(facts, verdict.root.category, underlying)
         )
-        return Conclusion(verdict.root, verdict.alternatives, recommendation, scope)
 
 
 # -- steps -------------------------------------------------------------------------------------

@@ -12,22 +12,13 @@ the deadline and the podFailurePolicy rule say why. Pure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from kubetriage.models import Category, RootCause
-from kubetriage.playbooks.base import cause
+from kubetriage.models import Category
+from kubetriage.playbooks.base import Verdict, cause
 from kubetriage.playbooks.job.reads import JobFacts
 
 C = Category
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The cause and the runners-up."""
-
-    root: RootCause
-    alternatives: tuple[RootCause, ...] = ()
 
 
 def duration(seconds: float) -> str:

@@ -16,7 +16,14 @@ from typing import ClassVar
 
 from kubetriage.k8s.access import name_of
 from kubetriage.models import Category, EvidenceSource, Symptom
-from kubetriage.playbooks.base import Conclusion, Context, Investigation, Playbook, StepDoc
+from kubetriage.playbooks.base import (
+    Conclusion,
+    Context,
+    Investigation,
+    Playbook,
+    StepDoc,
+    conclude,
+)
 from kubetriage.playbooks.crashloop.reads import check_dependency
 from kubetriage.playbooks.notready.advise import recommend
 from kubetriage.playbooks.notready.decide import decide, declared_ports, impact_text
@@ -109,13 +116,7 @@ class NotReadyPlaybook(Playbook):
         _check_dependency(context, investigation, facts)
         _count_endpoints(context, investigation, facts)
         verdict = decide(facts)
-        recommendation, scope = recommend(facts, verdict.root.category)
-        investigation.step(
-            S_FIX,
-            f"{verdict.root.category.value} ({verdict.root.confidence:.2f}): "
-            f"{recommendation.summary}",
-        )
-        return Conclusion(verdict.root, verdict.alternatives, recommendation, scope)
+        return conclude(investigation, S_FIX, verdict, recommend(facts, verdict.root.category))
 
 
 # -- steps -------------------------------------------------------------------------------------

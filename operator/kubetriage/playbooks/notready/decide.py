@@ -21,23 +21,13 @@ are ready.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from kubetriage.models import Category, RootCause
-from kubetriage.playbooks.base import cause
+from kubetriage.models import Category
+from kubetriage.playbooks.base import Verdict, cause
 from kubetriage.playbooks.notready.messages import ReadinessFailure
 from kubetriage.playbooks.notready.reads import NotReadyFacts
 
 C = Category
 _DOWN = frozenset({"no-service", "no-ready-endpoints"})
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The cause and the runners-up."""
-
-    root: RootCause
-    alternatives: tuple[RootCause, ...] = ()
 
 
 def impact_text(facts: NotReadyFacts) -> str:
