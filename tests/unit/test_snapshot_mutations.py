@@ -42,7 +42,8 @@ from kubetriage.models import Symptom
 SCENARIO_DIRS = (SCENARIOS_DIR, SHARED_DIR / "scenarios-beyond")
 PLAYBOOK_SYMPTOMS = [symptom.value for symptom in Symptom]
 OTHERS = "others"  # healthy, completed, and scenarios-beyond symptoms no playbook has yet
-# Six groups of 90 take about 30 s; KUBETRIAGE_MUTATION_EXAMPLES asks for a longer search.
+# One group per symptom and one for the rest, 90 examples each: about 20 s here;
+# KUBETRIAGE_MUTATION_EXAMPLES asks for a longer search.
 EXAMPLES_PER_GROUP = int(os.environ.get("KUBETRIAGE_MUTATION_EXAMPLES", "90"))
 
 TIME_KEYS = frozenset(

@@ -197,6 +197,11 @@ def test_a_backoff_limit_names_the_pods_own_failure_as_underlying() -> None:
     assert any("could not translate host name" in line for line in logs)
     report = finding.conclusion.root_cause.to_api()
     assert report["underlying"] == "CrashLoop.DependencyUnavailable"
+    recommendation = finding.conclusion.recommendation
+    assert recommendation is not None
+    assert "recovers by itself" not in recommendation.summary
+    assert "does not run again by itself" in recommendation.summary
+    assert "delete the failed Job and create it again" in recommendation.summary
 
 
 def test_pods_the_kernel_killed_go_to_the_oom_runbook() -> None:

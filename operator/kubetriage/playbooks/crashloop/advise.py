@@ -791,6 +791,10 @@ def _dependency(facts: CrashLoopFacts) -> Advice:
     unchanged = (
         f"Nothing in {target.kind} {target.name} needs to change: it recovers by itself once "
         f"{dep.target} answers."
+        if target.kind != "Job"
+        # A Job that has failed is not restarted by anyone: it must be run again.
+        else f"Nothing in Job {target.name} needs to change, but once it has failed it does "
+        f"not run again by itself when {dep.target} answers."
     )
     lead = f"{facts.container} cannot reach {dep.target}: {dep.sentence(pronoun=True)}."
     if dep.relabel is not None and dep.service and dep.namespace:
