@@ -44,6 +44,11 @@ _KIND_NAMES = {
     for spelling in spellings
 }
 
+# Kinds whose pod template a patch can change in place (a Job's and a bare Pod's cannot).
+TEMPLATED_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
+# Kinds `kubectl rollout undo` takes back to an earlier template.
+UNDOABLE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+
 
 @dataclass(frozen=True, order=True)
 class WorkloadRef:

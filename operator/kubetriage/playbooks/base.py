@@ -136,6 +136,8 @@ def conclude(
     return Conclusion(root, verdict.alternatives, recommendation, scope)
 
 
+# The rollback of a recommendation whose command changes nothing.
+INSPECT_ONLY = "Nothing to undo: the command only reads."
 _RECOMMENDATION_TEXTS = ("summary", "command", "rollback", "validation")
 PATCH_LIMIT = max_length(Patch, "content")
 

@@ -17,7 +17,7 @@ import json
 import re
 
 from kubetriage.models import Category, Recommendation
-from kubetriage.playbooks.base import recommendation, strategic_patch
+from kubetriage.playbooks.base import INSPECT_ONLY, recommendation, strategic_patch
 from kubetriage.playbooks.containerconfig.decide import keys_text
 from kubetriage.playbooks.containerconfig.messages import ConfigMessage
 from kubetriage.playbooks.containerconfig.reads import ConfigFacts
@@ -164,7 +164,7 @@ def _non_root(facts: ConfigFacts) -> Recommendation:
             "runAsNonRoot: it is the guard that caught this."
         ),
         command=f"kubectl get {target.kind.lower()} {target.name} -n {target.namespace} -o yaml",
-        rollback="Nothing to undo: the command only reads.",
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
 
@@ -197,6 +197,6 @@ def _describe(facts: ConfigFacts) -> Recommendation:
             "spec it names."
         ),
         command=f"kubectl describe pod {pod} -n {facts.target.namespace}",
-        rollback="Nothing to undo: the command only reads.",
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )

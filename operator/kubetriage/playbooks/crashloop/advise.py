@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubetriage.k8s.access import as_dict, int_field
-from kubetriage.k8s.owners import WorkloadRef
+from kubetriage.k8s.owners import TEMPLATED_KINDS, UNDOABLE_KINDS, WorkloadRef
 from kubetriage.models import Category, Patch, Recommendation
-from kubetriage.playbooks.base import recommendation, strategic_patch
+from kubetriage.playbooks.base import INSPECT_ONLY, recommendation, strategic_patch
 from kubetriage.playbooks.crashloop.reads import (
     Architectures,
     ConfigFile,
@@ -37,9 +37,6 @@ from kubetriage.playbooks.crashloop.reads import (
 from kubetriage.policy import ChangeScope, Touch
 from kubetriage.redact import redact
 
-_TEMPLATED = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
-_UNDOABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
-_INSPECT_ONLY = "Nothing to undo: the command only reads."
 _SAFE_WORD = re.compile(r"^[\w./:@+-]+$")
 _PROBE_HANDLERS = ("httpGet", "tcpSocket", "grpc", "exec")
 # A startupProbe only holds the liveness probe back until the app is up and costs nothing
@@ -113,7 +110,7 @@ def _validation(facts: CrashLoopFacts) -> str:
     """How to tell the crash loop is over after the change."""
     target = facts.target
     wait = ""
-    if target.kind in _UNDOABLE:
+    if target.kind in UNDOABLE_KINDS:
         wait = f"`kubectl rollout status {_workload_ref(target)} --timeout=10m` completes and "
     return (
         f"{wait}`kubectl get pods -n {target.namespace}` shows {facts.container} of the new pods "
@@ -126,7 +123,7 @@ def _template_patch(facts: CrashLoopFacts, fields: dict[str, Any]) -> Patch | No
     """A strategic merge patch of one container (merged by name) in the pod template; None for
     kinds whose template cannot be patched in place (bare Pods, Jobs)."""
     target = facts.target
-    if target.kind not in _TEMPLATED:
+    if target.kind not in TEMPLATED_KINDS:
         return None
     key = "initContainers" if facts.init else "containers"
     body = {"spec": {"template": {"spec": {key: [{"name": facts.container, **fields}]}}}}
@@ -135,7 +132,7 @@ def _template_patch(facts: CrashLoopFacts, fields: dict[str, Any]) -> Patch | No
 
 def _patch_rollback(facts: CrashLoopFacts) -> str:
     """How to undo a template patch."""
-    if facts.target.kind in _UNDOABLE:
+    if facts.target.kind in UNDOABLE_KINDS:
         undo = f"kubectl rollout undo {_workload_ref(facts.target)}"
         return f"{undo} (back to the template before the patch)"
     return "Re-apply the previous manifest of the workload."
@@ -144,7 +141,7 @@ def _patch_rollback(facts: CrashLoopFacts) -> str:
 def _not_patchable(facts: CrashLoopFacts) -> str:
     """A note for kinds whose pod template is immutable (bare Pods, Jobs); "" otherwise."""
     kind = facts.target.kind
-    if kind in _TEMPLATED:
+    if kind in TEMPLATED_KINDS:
         return ""
     return f" A {kind}'s pod template cannot change in place: edit the manifest and recreate it."
 
@@ -218,7 +215,7 @@ def _command_not_found(facts: CrashLoopFacts) -> Advice:
             "rebuild the image with it; the command lists what the image has."
         ),
         command=check or f"kubectl get {_workload_ref(facts.target)} -o yaml",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
     return proposal, ChangeScope(touches=frozenset({Touch.COMMAND, Touch.IMAGE}))
@@ -241,7 +238,7 @@ def _permission_denied(facts: CrashLoopFacts) -> Advice:
         proposal = recommendation(
             summary=_FILE_ADVICE[facts.detail].format(s=subject),
             command=f"kubectl get {_workload_ref(facts.target)} -o jsonpath='{query}'",
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         )
         return proposal, ChangeScope(touches=frozenset({Touch.SECURITY_CONTEXT}))
@@ -258,7 +255,7 @@ def _permission_denied(facts: CrashLoopFacts) -> Advice:
             f'it through its interpreter (command: ["/bin/sh", "{subject}"]).'
         ),
         command=check or f"kubectl get {_workload_ref(facts.target)} -o yaml",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
     return proposal, ChangeScope(touches=frozenset({Touch.IMAGE, Touch.COMMAND}))
@@ -305,7 +302,7 @@ def _segfault(facts: CrashLoopFacts) -> Advice:
     if undo:
         return undo
     command = f"kubectl rollout history {_workload_ref(facts.target)}"
-    if facts.target.kind not in _UNDOABLE:
+    if facts.target.kind not in UNDOABLE_KINDS:
         command = (
             f"kubectl logs {facts.pod or facts.target.name} -n {facts.target.namespace} "
             f"-c {facts.container} --previous"
@@ -316,7 +313,7 @@ def _segfault(facts: CrashLoopFacts) -> Advice:
             "the crash site is in the previous log."
         ),
         command=command,
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
     return proposal, ChangeScope(touches=frozenset({Touch.IMAGE}))
@@ -340,7 +337,7 @@ def _application_error(facts: CrashLoopFacts) -> Advice:
             f"kubectl logs {facts.pod or facts.target.name} -n {facts.target.namespace} "
             f"-c {facts.container} --previous --tail=200"
         ),
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
     return proposal, ChangeScope(touches=frozenset({Touch.IMAGE}))
@@ -358,7 +355,7 @@ def _killed(facts: CrashLoopFacts) -> Advice:
             "or probe events that have expired."
         ),
         command=f"kubectl describe pod {pod} -n {facts.target.namespace}",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
     return proposal, ChangeScope()
@@ -442,7 +439,7 @@ def _probe_path(facts: CrashLoopFacts, probe: dict[str, Any], code: int) -> Advi
             "path in the app; more time before or between checks would not change the answer."
         ),
         command=f"kubectl get {_workload_ref(facts.target)} -o jsonpath='{query}'",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=f'{_validation(facts)} No new "failed liveness probe" Killing events.',
     )
     return proposal, ChangeScope(touches=frozenset({Touch.PROBES}))
@@ -485,7 +482,7 @@ def _stalled(facts: CrashLoopFacts, probe: dict[str, Any], code: int | None) -> 
             f"kubectl logs {pod} -n {facts.target.namespace} -c {facts.container} --previous "
             "--tail=200"
         ),
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=f'{_validation(facts)} No new "failed liveness probe" Killing events.',
     )
     return proposal, ChangeScope()
@@ -534,7 +531,7 @@ def _architecture(facts: CrashLoopFacts) -> Advice:
         else "publish the image for the nodes' architecture"
     )
     image = facts.image or "the image"
-    if len(running) == 1 and facts.target.kind in _TEMPLATED:
+    if len(running) == 1 and facts.target.kind in TEMPLATED_KINDS:
         arch = running[0]
         fields = {"spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/arch": arch}}}}}
         proposal = recommendation(
@@ -560,7 +557,7 @@ def _architecture(facts: CrashLoopFacts) -> Advice:
             + _not_patchable(facts)
         ),
         command=f"docker buildx imagetools inspect {_shell_word(facts.image) or '<image>'}",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
     return proposal, ChangeScope(touches=frozenset({Touch.IMAGE}))
@@ -611,7 +608,7 @@ def _credentials(facts: CrashLoopFacts) -> Advice:
                 f"it (the command lists the Secret's keys and sizes, never values). {restart}"
             ),
             command=f"kubectl describe secret {source.secret} -n {ns}",
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         )
         return proposal, access
@@ -622,7 +619,7 @@ def _credentials(facts: CrashLoopFacts) -> Advice:
             "(env valueFrom.secretKeyRef), not as a plain value in the pod spec."
         ),
         command=f"kubectl get {_workload_ref(facts.target)} -o yaml",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
     return proposal, access
@@ -661,7 +658,7 @@ def _missing_configuration(facts: CrashLoopFacts) -> Advice:
                 "(the command shows it), then create or fix it."
             ),
             command=f"kubectl get {ref.kind.lower()} {ref.name} -n {ns} -o yaml",
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         )
         return proposal, env
@@ -677,7 +674,7 @@ def _missing_configuration(facts: CrashLoopFacts) -> Advice:
                 "or fix the path the app is given."
             ),
             command=f"kubectl get {_workload_ref(facts.target)} -o jsonpath='{_VOLUMES}'",
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         )
         return proposal, ChangeScope(touches=frozenset({Touch.VOLUMES}))
@@ -739,7 +736,7 @@ def _settings_in_file(facts: CrashLoopFacts, keys: list[str]) -> Recommendation:
             f"{secret_text}"
         ),
         command=f"kubectl get {_workload_ref(facts.target)} -o yaml",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
 
@@ -783,7 +780,7 @@ def _dependency(facts: CrashLoopFacts) -> Advice:
                 "unreachable, and the log does not say which: read it in full."
             ),
             command=logs,
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         )
         return proposal, ChangeScope()
@@ -822,7 +819,7 @@ def _dependency(facts: CrashLoopFacts) -> Advice:
     proposal = recommendation(
         summary=f"{lead} {advice} {unchanged}",
         command=command,
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
     return proposal, ChangeScope()
@@ -878,7 +875,7 @@ def _through_service(
             f"changes whenever the pod is recreated), on the port it serves.{given}"
         ),
         command=command,
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
     return proposal, ChangeScope(touches=frozenset({Touch.ENV}))

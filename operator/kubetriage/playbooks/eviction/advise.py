@@ -17,17 +17,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubetriage.k8s.owners import TEMPLATED_KINDS, UNDOABLE_KINDS
 from kubetriage.k8s.quantities import manifest_quantity, round_quantity, try_parse_quantity
 from kubetriage.models import Category, Recommendation
-from kubetriage.playbooks.base import recommendation, strategic_patch
+from kubetriage.playbooks.base import INSPECT_ONLY, recommendation, strategic_patch
 from kubetriage.playbooks.eviction.messages import ContainerUse
 from kubetriage.playbooks.eviction.reads import EvictionFacts
 from kubetriage.policy import ChangeScope, Touch
 
 Advice = tuple[Recommendation, ChangeScope]
-_TEMPLATED = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
-_UNDOABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
-_INSPECT_ONLY = "Nothing to undo: the command only reads."
 
 
 def _validation(facts: EvictionFacts) -> str:
@@ -54,7 +52,7 @@ def recommend(facts: EvictionFacts, category: Category) -> Advice:
 def _memory_request(facts: EvictionFacts, use: ContainerUse) -> Advice:
     target = facts.target
     used = try_parse_quantity(use.using)
-    if used is None or target.kind not in _TEMPLATED:
+    if used is None or target.kind not in TEMPLATED_KINDS:
         return _node_resource(facts, Category.EVICTION_MEMORY_PRESSURE), ChangeScope()
     wanted = manifest_quantity("memory", round_quantity("memory", used, up=True))
     fields: dict[str, Any] = {"resources": {"requests": {"memory": wanted}}}
@@ -62,7 +60,7 @@ def _memory_request(facts: EvictionFacts, use: ContainerUse) -> Advice:
     ns = target.namespace
     rollback = (
         f"kubectl rollout undo {target.kind.lower()}/{target.name} -n {ns}"
-        if target.kind in _UNDOABLE
+        if target.kind in UNDOABLE_KINDS
         else "Re-apply the previous manifest of the workload."
     )
     proposal = recommendation(
@@ -100,7 +98,7 @@ def _node_resource(facts: EvictionFacts, category: Category) -> Recommendation:
     return recommendation(
         summary=f"On {node}, {what}.",
         command=f"kubectl describe node {node}",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
 
@@ -117,7 +115,7 @@ def _own_limit(facts: EvictionFacts) -> Recommendation:
             "it (an emptyDir with a sizeLimit, or a PersistentVolumeClaim)."
         ),
         command=f"kubectl get pods -n {target.namespace} -o wide",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
 
@@ -138,6 +136,6 @@ def _node(facts: EvictionFacts) -> Recommendation:
             f"console, `journalctl -u kubelet` on it).{stateful}"
         ),
         command=f"kubectl describe node {node}",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubetriage.k8s.access import as_list
-from kubetriage.k8s.owners import WorkloadRef
+from kubetriage.k8s.owners import TEMPLATED_KINDS, WorkloadRef
 from kubetriage.models import Category, Patch, Recommendation
 from kubetriage.playbooks.base import recommendation, strategic_patch
 from kubetriage.playbooks.imagepull.messages import (
@@ -28,8 +28,6 @@ from kubetriage.playbooks.imagepull.messages import (
 )
 from kubetriage.playbooks.imagepull.reads import Credentials, NodePlacement, Revisions
 from kubetriage.policy import ChangeScope, Touch
-
-_TEMPLATED = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
 
 
 @dataclass(frozen=True)
@@ -375,7 +373,7 @@ def _container_patch(facts: PullFacts, fields: dict[str, str]) -> Patch | None:
 def _template_patch(facts: PullFacts, pod_spec: dict[str, object]) -> Patch | None:
     """A strategic merge patch of the pod spec (a Job's template is immutable: no patch)."""
     target = facts.target
-    if target.kind in _TEMPLATED:
+    if target.kind in TEMPLATED_KINDS:
         body: dict[str, object] = {"spec": {"template": {"spec": pod_spec}}}
     elif target.kind == "Pod" and _only_images(pod_spec):
         body = {"spec": pod_spec}

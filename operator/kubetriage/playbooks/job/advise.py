@@ -12,12 +12,11 @@
 from __future__ import annotations
 
 from kubetriage.models import Category, Recommendation
-from kubetriage.playbooks.base import Conclusion, recommendation
+from kubetriage.playbooks.base import INSPECT_ONLY, Conclusion, recommendation
 from kubetriage.playbooks.job.reads import JobFacts
 from kubetriage.policy import ChangeScope
 
 Advice = tuple[Recommendation, ChangeScope]
-_INSPECT_ONLY = "Nothing to undo: the command only reads."
 
 
 def _validation(facts: JobFacts) -> str:
@@ -67,7 +66,7 @@ def recommend(facts: JobFacts, category: Category, underlying: Conclusion | None
                 f"less work.{_rerun(facts)}"
             ),
             command=f"kubectl get job {facts.job.name} -n {ns} -o yaml",
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         ), ChangeScope()
     if category is Category.JOB_POD_FAILURE_POLICY:
@@ -80,12 +79,12 @@ def recommend(facts: JobFacts, category: Category, underlying: Conclusion | None
                 f"without the fix fails the same way.{_rerun(facts)}"
             ),
             command=logs,
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         ), ChangeScope()
     return recommendation(
         summary=f"Read why the Job's pods failed: their log and their exit codes.{_rerun(facts)}",
         command=logs,
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     ), ChangeScope()

@@ -26,7 +26,7 @@ from kubetriage.k8s.access import (
     pod_phase,
     text,
 )
-from kubetriage.k8s.owners import WorkloadRef, owned_by, ref_of
+from kubetriage.k8s.owners import WorkloadRef, owned_by
 from kubetriage.k8s.time import parse_time
 from kubetriage.models import RootCause
 from kubetriage.playbooks.job.messages import JobFailure, read_failure
@@ -160,11 +160,4 @@ def job_ref(target: WorkloadRef, name: str) -> WorkloadRef:
     """The failed Job itself, whatever the report targets."""
     if target.kind == "Job":
         return target
-    return ref_of(
-        {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name, "namespace": target.namespace},
-        },
-        "Job",
-    )
+    return WorkloadRef(target.namespace, "Job", name, "batch/v1")

@@ -18,15 +18,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from kubetriage.k8s.owners import TEMPLATED_KINDS, UNDOABLE_KINDS
 from kubetriage.models import Category, Recommendation
-from kubetriage.playbooks.base import recommendation, strategic_patch
+from kubetriage.playbooks.base import INSPECT_ONLY, recommendation, strategic_patch
 from kubetriage.playbooks.notready.reads import NotReadyFacts
 from kubetriage.policy import ChangeScope, Touch
 
 Advice = tuple[Recommendation, ChangeScope]
-_TEMPLATED = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
-_UNDOABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
-_INSPECT_ONLY = "Nothing to undo: the command only reads."
 _MIN_TIMEOUT = 5
 
 
@@ -47,7 +45,7 @@ def _validation(facts: NotReadyFacts) -> str:
 
 def _rollback(facts: NotReadyFacts) -> str:
     target = facts.target
-    if target.kind in _UNDOABLE:
+    if target.kind in UNDOABLE_KINDS:
         return f"kubectl rollout undo {target.kind.lower()}/{target.name} -n {target.namespace}"
     return "Re-apply the previous manifest of the workload."
 
@@ -78,7 +76,7 @@ def recommend(facts: NotReadyFacts, category: Category) -> Advice:
 
 
 def _container_patch(facts: NotReadyFacts, fields: dict[str, Any]) -> dict[str, Any] | None:
-    if facts.target.kind not in _TEMPLATED:
+    if facts.target.kind not in TEMPLATED_KINDS:
         return None
     return {"spec": {"template": {"spec": {"containers": [{"name": facts.container, **fields}]}}}}
 
@@ -89,7 +87,7 @@ def _patched(facts: NotReadyFacts, summary: str, fields: dict[str, Any]) -> Advi
         proposal = recommendation(
             summary=summary + " A Pod's probes cannot change in place: edit its manifest.",
             command=_show_probe(facts),
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         )
         return proposal, ChangeScope()
@@ -123,7 +121,7 @@ def _wrong_port(facts: NotReadyFacts) -> Advice:
                 f"dials {port}), or make the app listen where the probe asks."
             ),
             command=_show_probe(facts),
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         )
         return proposal, ChangeScope()
@@ -147,7 +145,7 @@ def _wrong_path(facts: NotReadyFacts) -> Recommendation:
             "documentation or framework names it), or serve that path."
         ),
         command=_show_probe(facts),
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
 
@@ -167,7 +165,7 @@ def _dependency(facts: NotReadyFacts) -> Recommendation:
                 f"kubectl get endpointslices -n {service_ns} "
                 f"-l kubernetes.io/service-name={check.service} -o wide"
             ),
-            rollback=_INSPECT_ONLY,
+            rollback=INSPECT_ONLY,
             validation=_validation(facts),
         )
     target = check.target if check is not None else "the dependency its log names"
@@ -179,7 +177,7 @@ def _dependency(facts: NotReadyFacts) -> Recommendation:
             "needs to change."
         ),
         command=f"kubectl logs {pod} -n {ns} -c {facts.container} --tail=50",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )
 
@@ -206,6 +204,6 @@ def _inspect(facts: NotReadyFacts) -> Recommendation:
             "probe's failures, and the probe's settings against what the app serves."
         ),
         command=f"kubectl logs {pod} -n {facts.target.namespace} -c {facts.container} --tail=100",
-        rollback=_INSPECT_ONLY,
+        rollback=INSPECT_ONLY,
         validation=_validation(facts),
     )

@@ -17,7 +17,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any
 
 from kubetriage.k8s.access import KubeObject, as_dict, dicts, labels_of, name_of, pod_template
-from kubetriage.k8s.owners import WorkloadRef
+from kubetriage.k8s.owners import TEMPLATED_KINDS, WorkloadRef
 from kubetriage.k8s.quantities import floor_quantity, format_amount, quantities
 from kubetriage.k8s.resources import container_requests, pod_requests
 from kubetriage.k8s.scheduling import (
@@ -59,7 +59,6 @@ SummarizedAdvice = tuple[str, Recommendation, ChangeScope]
 
 # Kinds whose pod template may be patched; a Job's template is immutable and a Pod's spec too
 # (except for added tolerations).
-_TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
 # Node-pool labels of the managed Kubernetes offerings, and how each scales a pool.
 _POOLS = (
     ("cloud.google.com/gke-nodepool",
@@ -138,7 +137,7 @@ def template_patch(
     target: WorkloadRef, fragment: dict[str, Any], *, pod_ok: bool = False
 ) -> Patch | None:
     """A strategic merge patch of the pod template (or, with `pod_ok`, of a bare Pod's spec)."""
-    if target.kind not in _TEMPLATE_KINDS and not (pod_ok and target.kind == "Pod"):
+    if target.kind not in TEMPLATED_KINDS and not (pod_ok and target.kind == "Pod"):
         return None
     return strategic_patch(target, _body(target, fragment))
 
@@ -982,7 +981,7 @@ def spread_advice(
 def _soften(case: Case, constraint: SpreadConstraint) -> tuple[Patch | None, str | None]:
     """A JSON patch making one spread constraint ScheduleAnyway, and the command undoing it."""
     target = case.context.target
-    if target.kind not in _TEMPLATE_KINDS:
+    if target.kind not in TEMPLATED_KINDS:
         return None, None
     base = f"{_spec_path(target)}/topologySpreadConstraints/{constraint.index}"
     guard = {"op": "test", "path": f"{base}/topologyKey", "value": constraint.topology_key}

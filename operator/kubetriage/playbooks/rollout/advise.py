@@ -13,7 +13,7 @@ from kubetriage.k8s.owners import WorkloadRef
 from kubetriage.k8s.quantities import manifest_quantity
 from kubetriage.k8s.selectors import match_labels_string
 from kubetriage.models import Category, PatchTarget, PatchType, Recommendation
-from kubetriage.playbooks.base import object_patch, recommendation, strategic_patch
+from kubetriage.playbooks.base import INSPECT_ONLY, object_patch, recommendation, strategic_patch
 from kubetriage.playbooks.rollout.decide import QuotaNeed, RolloutFacts
 from kubetriage.playbooks.rollout.messages import AdmissionRefusal, QuotaFailure, Violation
 from kubetriage.playbooks.rollout.reads import first_container, ready_text
@@ -258,7 +258,7 @@ def admitted(
         return recommendation(
             summary=summary,
             command=command,
-            rollback="Nothing to undo: the command only reads.",
+            rollback=INSPECT_ONLY,
             validation=validation,
         ), ChangeScope()
     if refusal.category is Category.ROLLOUT_POD_SECURITY_VIOLATION:
@@ -282,7 +282,7 @@ def admitted(
             "for an exception: the policy, not the Deployment, decides."
         ),
         command=f"kubectl get {_deployment(target).replace('/', ' ', 1)} -o yaml",
-        rollback="Nothing to undo: the command only reads.",
+        rollback=INSPECT_ONLY,
         validation=validation,
     ), ChangeScope()
 
@@ -311,7 +311,7 @@ def _pod_security(
         return recommendation(
             summary=summary,
             command=f"kubectl get {_deployment(target).replace('/', ' ', 1)} -o yaml",
-            rollback="Nothing to undo: the command only reads.",
+            rollback=INSPECT_ONLY,
             validation=validation,
         ), ChangeScope()
     body = {
