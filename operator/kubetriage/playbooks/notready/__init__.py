@@ -127,15 +127,13 @@ def _read_unready(context: Context, investigation: Investigation) -> NotReadyFac
     pods = workload_pods(context.reader, context.target, context.pods)
     facts = NotReadyFacts(context.target, container, unready_containers(context.pods, container))
     facts.pods = pods
-    facts.total_pods = len(pods)
-    facts.ready_pods = len(pods) - len(unready_containers(pods, container))
     if not facts.unready:
         investigation.step(S_UNREADY, f"Container {container} is ready again in every pod.")
         return facts
     earliest = min(facts.unready, key=lambda u: u.started_at)
     summary = (
         f"container {container} runs but is not ready in {len(facts.unready_pods)} of "
-        f"{facts.total_pods} pod(s); the earliest, {earliest.pod}, has run since "
+        f"{len(facts.pods)} pod(s); the earliest, {earliest.pod}, has run since "
         f"{earliest.started_at}"
     )
     restarted = sum(1 for u in facts.unready if u.restarts)

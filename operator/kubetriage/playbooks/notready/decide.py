@@ -53,7 +53,7 @@ def decide(facts: NotReadyFacts) -> Verdict:
     """Apply the rules of this module's docstring."""
     who = f"Container {facts.container} of {facts.target.kind} {facts.target.name}"
     unready = len(facts.unready_pods)
-    total = max(facts.total_pods, unready)
+    total = max(len(facts.pods), unready)
     state = f"{who} runs but is not Ready in {unready} of {total} pods"
     impact = impact_text(facts)
     failure = facts.most_common()

@@ -101,8 +101,6 @@ class NotReadyFacts:
     container: str
     unready: list[UnreadyContainer]
     pods: list[KubeObject] = field(default_factory=list)  # every pod of the workload
-    total_pods: int = 0
-    ready_pods: int = 0
     probe: ReadinessProbe | None = None
     ports: list[tuple[int, str | None]] = field(default_factory=list)  # containerPorts
     failures: list[ReportedFailure] = field(default_factory=list)  # most often first
